@@ -1,0 +1,1 @@
+"""friren-pipelines: durable, queryable market data and portfolio history for a trading desk."""
