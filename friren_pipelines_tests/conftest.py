@@ -17,7 +17,9 @@ import pytest
 from friren_pipelines.config import Settings, load_settings
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-POSTGRES_ADMIN_URL = os.environ.get("FRIREN_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+POSTGRES_ADMIN_URL = os.environ.get(
+    "FRIREN_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 REDIS_TEST_URL = os.environ.get("FRIREN_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 

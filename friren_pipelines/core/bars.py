@@ -99,28 +99,33 @@ def from_arrow(table: pa.Table) -> pd.DataFrame:
 
 
 def conform(
-    frame: pd.DataFrame, *, symbol: str, timeframe: Timeframe, adjustment: str, source: str
+    frame: pd.DataFrame,
+    *,
+    timeframe: Timeframe,
+    adjustment: str,
+    source: str,
+    symbol: str | None = None,
 ) -> pd.DataFrame:
     """Give a source's frame the bar columns and types.
 
     `frame` needs `timestamp` (tz-aware) and open/high/low/close/volume; vwap and trade_count are
-    optional. The session date is derived from the timestamp; daily bars are re-stamped at their
+    optional; `symbol` names the frame's one symbol, or None when the frame has a symbol column. The session date is derived from the timestamp; daily bars are re-stamped at their
     session open so that every source labels a day the same way.
     """
     if adjustment not in ADJUSTMENTS:
         raise ValueError(f"adjustment {adjustment!r} is not one of {ADJUSTMENTS}")
     out = pd.DataFrame(index=frame.index)
-    out["symbol"] = symbol
+    out["symbol"] = frame["symbol"] if symbol is None else symbol
     out["timeframe"] = timeframe.value
     stamps = pd.to_datetime(frame["timestamp"], utc=True).dt.as_unit("us")
-    sessions = stamps.dt.tz_convert(calendar.NEW_YORK).dt.date
+    local_days = stamps.dt.tz_convert(calendar.NEW_YORK).dt.tz_localize(None).dt.normalize()
     if not timeframe.is_intraday and len(stamps):
-        table = calendar.session_table(min(sessions), max(sessions))
-        opens = table["open"].reindex(pd.DatetimeIndex(pd.to_datetime(sessions.to_numpy())))
+        table = calendar.session_table(local_days.min().date(), local_days.max().date())
+        opens = table["open"].reindex(pd.DatetimeIndex(local_days)).to_numpy()
         # Non-sessions keep their own stamp so that validation can name them.
-        stamps = pd.Series(opens.to_numpy(), index=stamps.index).fillna(stamps).dt.as_unit("us")
+        stamps = pd.Series(opens, index=stamps.index).fillna(stamps).dt.as_unit("us")
     out["timestamp"] = stamps
-    out["session_date"] = sessions
+    out["session_date"] = local_days.dt.date
     for column in (*PRICE_COLUMNS, "volume", "vwap"):
         if column in frame:
             out[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
@@ -132,7 +137,7 @@ def conform(
         out["trade_count"] = pd.array([pd.NA] * len(frame), dtype="Int64")
     out["adjustment"] = adjustment
     out["source"] = source
-    return out.sort_values("timestamp", kind="stable").reset_index(drop=True)
+    return out.sort_values(["symbol", "timestamp"], kind="stable").reset_index(drop=True)
 
 
 class Severity(enum.StrEnum):

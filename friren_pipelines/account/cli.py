@@ -1,0 +1,50 @@
+"""`friren account`: the live account as the cache sees it, its age and the cache counters."""
+
+from __future__ import annotations
+
+import click
+
+from friren_pipelines.account.cache import AccountUnavailableError
+from friren_pipelines.account.resource import LiveAccount
+from friren_pipelines.account.snapshot import AccountSnapshot
+from friren_pipelines.account.stats import CacheStatistics
+from friren_pipelines.config import ConfigError
+
+
+def format_snapshot(snapshot: AccountSnapshot) -> list[str]:
+    pct = snapshot.day_pl_pct
+    freshness = "STALE (broker refresh failing)" if snapshot.stale else "fresh"
+    return [
+        f"portfolio value          {snapshot.portfolio_value:>16} USD",
+        f"equity                   {snapshot.equity:>16} USD",
+        f"last equity              {snapshot.last_equity:>16} USD",
+        f"day P&L                  {snapshot.day_pl:>16} USD"
+        + (f" ({pct:+} %)" if pct is not None else ""),
+        f"cash                     {snapshot.cash:>16} USD",
+        f"buying power             {snapshot.buying_power:>16} USD",
+        f"day-trading buying power {snapshot.daytrading_buying_power:>16} USD",
+        f"status                   {snapshot.status}",
+        f"fetched at               {snapshot.fetched_at.isoformat()}",
+        f"age                      {snapshot.age_seconds:.2f} s, {freshness}",
+    ]
+
+
+def format_statistics(stats: CacheStatistics) -> list[str]:
+    return [f"{name:<24} {value}" for name, value in stats.as_metadata().items()]
+
+
+@click.command("account")
+def account() -> None:
+    """Print the live account snapshot, its age, its health and the cache statistics."""
+    live = LiveAccount()
+    try:
+        snapshot = live.snapshot()
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+    except AccountUnavailableError as error:
+        click.echo(f"account unavailable: {error}", err=True)
+    else:
+        click.echo("\n".join(format_snapshot(snapshot)))
+        click.echo(f"health                   {live.is_account_healthy().reason}")
+    click.echo("\ncache statistics")
+    click.echo("\n".join(format_statistics(live.statistics())))

@@ -1,0 +1,351 @@
+"""The one rate limiter for every broker call in the project, shared by processes through Redis.
+
+Alpaca allows 200 calls per minute per account on each API. Each API is a *bucket*
+(`alpaca-trading`, `alpaca-data`) with its own sliding window: a call is let through only if
+fewer than `RateLimit.calls` calls were let through in the last `per_seconds` seconds, so no
+window of that length ever holds more. The defaults keep 10 calls of headroom under the
+broker's 200 for in-flight jitter and other clients of the same account.
+
+The broker's own view wins when it is stricter: `observe()` reads `X-Ratelimit-Remaining` and
+`X-Ratelimit-Reset` (Unix epoch seconds) from each answer, and a 429 blocks the bucket for
+`Retry-After` seconds (else until the reset, else `default_backoff_seconds`).
+
+Use it around any broker call:
+
+    limiter = shared_rate_limiter()
+    limiter.acquire("alpaca-trading", max_wait_seconds=2.0)
+    response = ...
+    limiter.observe("alpaca-trading", response.headers, response.status_code)
+
+or, for a `requests` session (what alpaca-py uses), once: `limit_session(session, limiter, bucket)`.
+With Redis the state lives in `<prefix>ratelimit:<bucket>:{window,blocked,quota}` and Redis'
+clock decides; without Redis it lives in the process.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
+
+import redis
+import requests
+from requests.adapters import HTTPAdapter
+
+from friren_pipelines.account.redis_namespace import DEFAULT_PREFIX, connect, redis_key_prefix
+from friren_pipelines.config import Settings, load_settings
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    calls: int
+    per_seconds: float
+
+    def __post_init__(self) -> None:
+        if self.calls < 1 or self.per_seconds <= 0:
+            raise ValueError(f"{self} must allow at least 1 call per a positive number of seconds")
+
+
+BROKER_RATE_LIMITS: Mapping[str, RateLimit] = {
+    "alpaca-trading": RateLimit(calls=190, per_seconds=60.0),
+    "alpaca-data": RateLimit(calls=190, per_seconds=60.0),
+}
+
+# Why a call must wait, as returned by the backends.
+WINDOW_FULL, BROKER_QUOTA_SPENT, BROKER_SAID_429 = 1, 2, 3
+_WHY = {
+    WINDOW_FULL: "the sliding window is full",
+    BROKER_QUOTA_SPENT: "the broker reported X-Ratelimit-Remaining: 0",
+    BROKER_SAID_429: "the broker answered 429",
+}
+
+
+class RateLimitedError(RuntimeError):
+    """The next call would have to wait longer than the caller allows."""
+
+    def __init__(self, bucket: str, wait_seconds: float, why: int, max_wait_seconds: float):
+        self.bucket = bucket
+        self.wait_seconds = wait_seconds
+        super().__init__(
+            f"rate limit {bucket!r}: {_WHY[why]}; next call allowed in {wait_seconds:.2f} s, "
+            f"longer than the {max_wait_seconds:g} s this caller waits"
+        )
+
+
+class _Backend(Protocol):
+    def try_take(self, bucket: str, limit: RateLimit) -> tuple[float, int]:
+        """(0, 0) when a call was let through, else (seconds to wait, why)."""
+        ...
+
+    def record(
+        self,
+        bucket: str,
+        quota: tuple[int, float] | None,
+        block_for_seconds: float | None,
+        block_until_epoch: float | None,
+    ) -> None:
+        """Store the broker's (remaining, reset epoch) and/or a block after a 429."""
+        ...
+
+
+_TAKE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local blocked = tonumber(redis.call('GET', KEYS[2]) or '0')
+if blocked > now then return {blocked - now, 3} end
+local quota = redis.call('HMGET', KEYS[3], 'remaining', 'reset_ms')
+local quota_live = quota[2] and tonumber(quota[2]) > now
+if quota_live and tonumber(quota[1]) <= 0 then return {tonumber(quota[2]) - now, 2} end
+local window = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return {math.max(1, tonumber(oldest[2]) + window - now), 1}
+end
+redis.call('ZADD', KEYS[1], now, ARGV[3])
+redis.call('PEXPIRE', KEYS[1], window + 1000)
+if quota_live then redis.call('HINCRBY', KEYS[3], 'remaining', -1) end
+return {0, 0}
+"""
+
+_RECORD = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if ARGV[1] ~= '' and tonumber(ARGV[2]) > now then
+  redis.call('HSET', KEYS[2], 'remaining', ARGV[1], 'reset_ms', ARGV[2])
+  redis.call('PEXPIREAT', KEYS[2], ARGV[2])
+end
+local till = 0
+if ARGV[3] ~= '' then till = now + tonumber(ARGV[3])
+elseif ARGV[4] ~= '' then till = tonumber(ARGV[4]) end
+if till > now and till > tonumber(redis.call('GET', KEYS[1]) or '0') then
+  redis.call('SET', KEYS[1], string.format('%d', till), 'PXAT', string.format('%d', till))
+end
+return 1
+"""
+
+
+class _RedisBackend:
+    def __init__(self, client: redis.Redis, prefix: str) -> None:
+        self._prefix = prefix
+        self._take = client.register_script(_TAKE)
+        self._record = client.register_script(_RECORD)
+
+    def _keys(self, bucket: str) -> list[str]:
+        base = f"{self._prefix}ratelimit:{bucket}:"
+        return [base + "window", base + "blocked", base + "quota"]
+
+    def try_take(self, bucket: str, limit: RateLimit) -> tuple[float, int]:
+        wait_ms, why = cast(
+            list,
+            self._take(
+                keys=self._keys(bucket),
+                args=[limit.calls, int(limit.per_seconds * 1000), uuid.uuid4().hex],
+            ),
+        )
+        return int(wait_ms) / 1000, int(why)
+
+    def record(
+        self,
+        bucket: str,
+        quota: tuple[int, float] | None,
+        block_for_seconds: float | None,
+        block_until_epoch: float | None,
+    ) -> None:
+        _, blocked_key, quota_key = self._keys(bucket)
+        self._record(
+            keys=[blocked_key, quota_key],
+            args=[
+                "" if quota is None else quota[0],
+                "" if quota is None else int(quota[1] * 1000),
+                "" if block_for_seconds is None else int(block_for_seconds * 1000),
+                "" if block_until_epoch is None else int(block_until_epoch * 1000),
+            ],
+        )
+
+
+class _MemoryBackend:
+    """The same rules for the threads of one process, on the local clock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._calls: dict[str, deque[float]] = {}
+        self._blocked_until: dict[str, float] = {}
+        self._quota: dict[str, tuple[int, float]] = {}
+
+    def try_take(self, bucket: str, limit: RateLimit) -> tuple[float, int]:
+        with self._lock:
+            now = time.time()
+            blocked = self._blocked_until.get(bucket, 0.0)
+            if blocked > now:
+                return blocked - now, BROKER_SAID_429
+            quota = self._quota.get(bucket)
+            quota_live = quota is not None and quota[1] > now
+            if quota is not None and quota_live and quota[0] <= 0:
+                return quota[1] - now, BROKER_QUOTA_SPENT
+            calls = self._calls.setdefault(bucket, deque())
+            while calls and calls[0] <= now - limit.per_seconds:
+                calls.popleft()
+            if len(calls) >= limit.calls:
+                return max(0.001, calls[0] + limit.per_seconds - now), WINDOW_FULL
+            calls.append(now)
+            if quota is not None and quota_live:
+                self._quota[bucket] = (quota[0] - 1, quota[1])
+            return 0.0, 0
+
+    def record(
+        self,
+        bucket: str,
+        quota: tuple[int, float] | None,
+        block_for_seconds: float | None,
+        block_until_epoch: float | None,
+    ) -> None:
+        with self._lock:
+            now = time.time()
+            if quota is not None and quota[1] > now:
+                self._quota[bucket] = quota
+            till = now + block_for_seconds if block_for_seconds is not None else block_until_epoch
+            if till is not None and till > self._blocked_until.get(bucket, 0.0):
+                self._blocked_until[bucket] = till
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    lowered = name.lower()
+    for key, value in headers.items():
+        if key.lower() == lowered:
+            return value
+    return None
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        return float(text) if text is not None else None
+    except ValueError:
+        return None  # e.g. Retry-After as an HTTP date: fall back to the reset or the default
+
+
+class RateLimiter:
+    """Lets broker calls through at most at the configured rate, in every process together."""
+
+    def __init__(
+        self,
+        backend: _Backend,
+        limits: Mapping[str, RateLimit] = BROKER_RATE_LIMITS,
+        default_backoff_seconds: float = 1.0,
+    ) -> None:
+        self._backend = backend
+        self.limits = dict(limits)
+        self.default_backoff_seconds = default_backoff_seconds
+
+    @classmethod
+    def in_redis(
+        cls, client: redis.Redis, prefix: str, limits: Mapping[str, RateLimit] = BROKER_RATE_LIMITS
+    ) -> RateLimiter:
+        return cls(_RedisBackend(client, prefix), limits)
+
+    @classmethod
+    def in_process(cls, limits: Mapping[str, RateLimit] = BROKER_RATE_LIMITS) -> RateLimiter:
+        return cls(_MemoryBackend(), limits)
+
+    def _limit(self, bucket: str) -> RateLimit:
+        try:
+            return self.limits[bucket]
+        except KeyError:
+            known = ", ".join(sorted(self.limits))
+            raise ValueError(f"unknown rate-limit bucket {bucket!r}; known: {known}") from None
+
+    def acquire(self, bucket: str, *, max_wait_seconds: float | None = None) -> float:
+        """Wait for a slot in `bucket` and take it; returns the seconds waited.
+
+        Raises `RateLimitedError` at once when the wait would exceed `max_wait_seconds`
+        (None: wait as long as needed).
+        """
+        limit = self._limit(bucket)
+        started = time.monotonic()
+        while True:
+            wait, why = self._backend.try_take(bucket, limit)
+            waited = time.monotonic() - started
+            if wait <= 0:
+                return waited
+            if max_wait_seconds is not None and waited + wait > max_wait_seconds:
+                raise RateLimitedError(bucket, wait, why, max_wait_seconds)
+            time.sleep(wait)
+
+    def observe(self, bucket: str, headers: Mapping[str, str], status: int) -> None:
+        """Learn from a broker answer: its X-Ratelimit-* headers and a 429's Retry-After."""
+        self._limit(bucket)
+        remaining = _number(_header(headers, "X-Ratelimit-Remaining"))
+        reset = _number(_header(headers, "X-Ratelimit-Reset"))
+        quota = (int(remaining), reset) if remaining is not None and reset is not None else None
+        block_for = block_until = None
+        if status == 429:
+            block_for = _number(_header(headers, "Retry-After"))
+            if block_for is None:
+                block_until = reset
+                if block_until is None:
+                    block_for = self.default_backoff_seconds
+        if quota is not None or block_for is not None or block_until is not None:
+            self._backend.record(bucket, quota, block_for, block_until)
+
+
+class RateLimitedAdapter(HTTPAdapter):
+    """A `requests` transport that takes a slot before each request and observes each answer."""
+
+    def __init__(
+        self,
+        limiter: RateLimiter,
+        bucket: str,
+        *,
+        timeout_seconds: float,
+        max_wait_seconds: float | None,
+    ) -> None:
+        super().__init__()
+        self._limiter = limiter
+        self._bucket = bucket
+        self._timeout = timeout_seconds
+        self._max_wait = max_wait_seconds
+
+    def send(
+        self, request: requests.PreparedRequest, *args: Any, **kwargs: Any
+    ) -> requests.Response:
+        if kwargs.get("timeout") is None:  # alpaca-py passes none: a hung broker would hang us
+            kwargs["timeout"] = self._timeout
+        self._limiter.acquire(self._bucket, max_wait_seconds=self._max_wait)
+        response = super().send(request, *args, **kwargs)
+        self._limiter.observe(self._bucket, response.headers, response.status_code)
+        return response
+
+
+def limit_session(
+    session: requests.Session,
+    limiter: RateLimiter,
+    bucket: str,
+    *,
+    timeout_seconds: float = 10.0,
+    max_wait_seconds: float | None = None,
+) -> None:
+    """Route every request of `session` through `limiter` with a default timeout (seconds)."""
+    adapter = RateLimitedAdapter(
+        limiter, bucket, timeout_seconds=timeout_seconds, max_wait_seconds=max_wait_seconds
+    )
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+
+
+@functools.cache
+def broker_rate_limiter(redis_url: str | None, prefix: str = DEFAULT_PREFIX) -> RateLimiter:
+    """The limiter for this Redis and prefix (one per process; its state is in Redis if set)."""
+    if redis_url is None:
+        return RateLimiter.in_process()
+    return RateLimiter.in_redis(connect(redis_url), prefix)
+
+
+def shared_rate_limiter(settings: Settings | None = None) -> RateLimiter:
+    """The project's limiter: in Redis when `FRIREN_REDIS_URL` is set, else in this process."""
+    settings = settings or load_settings()
+    return broker_rate_limiter(settings.redis_url, redis_key_prefix())

@@ -1,0 +1,165 @@
+"""`LiveAccount`: the Dagster resource that answers account questions from the shared cache.
+
+Backed by Redis when `FRIREN_REDIS_URL` is set (every process shares one value, one refresh per
+expiry and the counters), by a cache in the process otherwise. The Alpaca keys come from the
+settings (`ALPACA_API_KEY_ID` / `ALPACA_API_SECRET_KEY`), never from resource config, so they
+cannot show up in the Dagster UI or in run config.
+
+To serve an account without a broker (the embedded demo), subclass and override
+`account_fetcher` (and `default_label`) to return a deterministic `AccountFetcher`.
+"""
+
+from __future__ import annotations
+
+import threading
+from decimal import Decimal, InvalidOperation
+
+import dagster as dg
+from pydantic import Field, PrivateAttr
+
+from friren_pipelines.account.broker import AlpacaAccountFetcher
+from friren_pipelines.account.cache import (
+    AccountCache,
+    AccountStore,
+    AccountUnavailableError,
+    MemoryAccountStore,
+    RedisAccountStore,
+)
+from friren_pipelines.account.health import AccountHealth, is_account_healthy
+from friren_pipelines.account.rate_limit import broker_rate_limiter
+from friren_pipelines.account.redis_namespace import connect, redis_key_prefix
+from friren_pipelines.account.snapshot import AccountFetcher, AccountSnapshot
+from friren_pipelines.account.stats import CacheStatistics
+from friren_pipelines.config import ConfigError, Settings, load_settings
+
+# Without Redis, every LiveAccount of a process with the same label shares one store.
+_process_stores: dict[str, MemoryAccountStore] = {}
+_process_stores_lock = threading.Lock()
+
+
+def _process_store(label: str) -> MemoryAccountStore:
+    with _process_stores_lock:
+        return _process_stores.setdefault(label, MemoryAccountStore())
+
+
+class LiveAccount(dg.ConfigurableResource):
+    """Broker account values (USD, Decimal) at most `ttl_seconds` old, or flagged stale."""
+
+    ttl_seconds: float = Field(default=30.0, description="Seconds a broker answer stays fresh.")
+    max_stale_seconds: float = Field(
+        default=300.0,
+        description="Oldest value (seconds) served while the broker fails; older raises.",
+    )
+    wait_timeout_seconds: float = Field(
+        default=1.0, description="Longest wait (seconds) for another reader's refresh."
+    )
+    broker_timeout_seconds: float = Field(
+        default=5.0, description="Timeout (seconds) of one broker call."
+    )
+    retry_backoff_seconds: float = Field(
+        default=5.0, description="Seconds without broker calls after a failed refresh."
+    )
+    equity_floor: str = Field(
+        default="25000", description="Equity (USD) under which the account is unhealthy."
+    )
+    health_max_age_seconds: float = Field(
+        default=60.0, description="Snapshot age (seconds) above which the account is unhealthy."
+    )
+    account_label: str | None = Field(
+        default=None,
+        description="Names the account in Redis keys; default alpaca-paper or alpaca-live.",
+    )
+
+    _cache: AccountCache | None = PrivateAttr(default=None)
+    _cache_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    def default_label(self, settings: Settings) -> str:
+        return "alpaca-paper" if settings.alpaca_paper else "alpaca-live"
+
+    def account_fetcher(self, settings: Settings) -> AccountFetcher:
+        """The broker call; override for a demo account."""
+        if not (settings.alpaca_key_id and settings.alpaca_secret_key):
+            raise ConfigError(
+                "LiveAccount needs ALPACA_API_KEY_ID and ALPACA_API_SECRET_KEY to reach the broker"
+            )
+        return AlpacaAccountFetcher(
+            settings.alpaca_key_id,
+            settings.alpaca_secret_key,
+            paper=settings.alpaca_paper,
+            url_override=settings.alpaca_url_override,
+            limiter=broker_rate_limiter(settings.redis_url, redis_key_prefix()),
+            timeout_seconds=self.broker_timeout_seconds,
+            max_rate_wait_seconds=min(self.wait_timeout_seconds, self.broker_timeout_seconds),
+        )
+
+    def _account_cache(self) -> AccountCache:
+        with self._cache_lock:
+            if self._cache is None:
+                settings = load_settings()
+                label = self.account_label or self.default_label(settings)
+                store: AccountStore = (
+                    RedisAccountStore(
+                        connect(settings.redis_url), prefix=redis_key_prefix(), label=label
+                    )
+                    if settings.redis_url
+                    else _process_store(label)
+                )
+                self._cache = AccountCache(
+                    self.account_fetcher(settings),
+                    store,
+                    label=label,
+                    ttl_seconds=self.ttl_seconds,
+                    max_stale_seconds=self.max_stale_seconds,
+                    wait_timeout_seconds=self.wait_timeout_seconds,
+                    broker_timeout_seconds=self.broker_timeout_seconds,
+                    retry_backoff_seconds=self.retry_backoff_seconds,
+                )
+            return self._cache
+
+    def snapshot(self) -> AccountSnapshot:
+        """Raises `AccountUnavailableError` when no value is younger than `max_stale_seconds`."""
+        return self._account_cache().snapshot()
+
+    def portfolio_value(self) -> Decimal:
+        return self.snapshot().portfolio_value
+
+    def cash(self) -> Decimal:
+        return self.snapshot().cash
+
+    def buying_power(self) -> Decimal:
+        return self.snapshot().buying_power
+
+    def equity(self) -> Decimal:
+        return self.snapshot().equity
+
+    def daytrading_buying_power(self) -> Decimal:
+        return self.snapshot().daytrading_buying_power
+
+    def last_equity(self) -> Decimal:
+        return self.snapshot().last_equity
+
+    def day_pl(self) -> Decimal:
+        return self.snapshot().day_pl
+
+    def day_pl_pct(self) -> Decimal | None:
+        return self.snapshot().day_pl_pct
+
+    def is_account_healthy(self) -> AccountHealth:
+        """Never raises for missing data: an unavailable account is unhealthy, with the reason."""
+        try:
+            floor = Decimal(self.equity_floor)
+        except InvalidOperation:
+            raise ConfigError(
+                f"LiveAccount equity_floor={self.equity_floor!r} is not a number of USD"
+            ) from None
+        try:
+            snapshot = self.snapshot()
+        except AccountUnavailableError as error:
+            return AccountHealth(healthy=False, reasons=(str(error),))
+        return is_account_healthy(
+            snapshot, equity_floor=floor, max_age_seconds=self.health_max_age_seconds
+        )
+
+    def statistics(self) -> CacheStatistics:
+        """Cache counters; `statistics().as_metadata()` is ready for asset metadata."""
+        return self._account_cache().statistics()

@@ -1,0 +1,343 @@
+"""Technical indicators of one symbol's closes: the one definition of their names, parameters,
+warm-up, conventions and look-back, computed with TA-Lib.
+
+Conventions are TA-Lib's (default compatibility mode, no unstable period):
+
+- ``rsi_14``, ``rsi_9``: Wilder's RSI in points (0-100). The first average gain and loss are the
+  simple means of the first n close-to-close changes; afterwards avg_t = (avg_{t-1}·(n-1) + x_t)/n.
+- ``sma_10`` .. ``sma_200``: arithmetic mean of the last n closes, in price units.
+- ``ema_10`` .. ``ema_50``: exponential average with α = 2/(n+1), seeded with the SMA of the first
+  n closes (not with the first close, as Metastock and pandas ``ewm(adjust=False)`` do).
+- ``macd``, ``macd_signal``, ``macd_hist``: ``talib.MACD(12, 26, 9)``, in price units. This is
+  not EMA12 − EMA26 from the first bar: TA-Lib starts both EMAs at bar 25, so the fast EMA is
+  seeded with the SMA of closes 14..25; the signal is the EMA9 of the MACD line seeded with the
+  SMA of its first 9 values, and all three start at bar 33.
+- ``bb_upper``, ``bb_middle``, ``bb_lower``: Bollinger(20, 2): middle = SMA20, upper/lower =
+  middle ± 2 × the population standard deviation (divide by n, not n − 1) of the same 20 closes.
+
+Warm-up: ``WARMUP_BARS[name]`` is TA-Lib's lookback, the number of leading bars of a symbol's
+history that have no value. Those are NaN in arrays and NULL (``<NA>``) in frames, never a made-up
+number; every later bar has a value. Warm-up rows are kept, not omitted: the long frame has one
+row per bar and indicator and the wide frame one row per bar, so a missing row always means a bug.
+
+Look-back policy: every value is TA-Lib run over the symbol's stored history from its first bar.
+EMA, RSI and MACD remember their seed, so a value depends on every earlier close; SMA and
+Bollinger depend on the start only through TA-Lib's running sums (~1e-13). TA-Lib is causal: the
+value at bar t reads closes 0..t and comes from the same floating-point operations whatever
+follows. So `indicators_for_window` runs TA-Lib over the history up to the window's last bar and
+keeps the window's rows, which is bit-identical to running it over the entire history, at every
+window boundary, whatever the chunking or order of a backfill. The alternatives were rejected:
+carrying state between partitions needs re-implementing the recursions (TA-Lib takes no seed
+state); truncating the look-back to a convergence horizon (≈570 bars for EMA50 at 1e-10) keeps
+prices within tolerance but not ``macd_hist`` near its zero crossings, where relative error is
+unbounded.
+
+Cost: TA-Lib is linear in the history length (≈4 ns per close for all 15 outputs), and a window
+costs as much as its whole history prefix. A run over several partitions should therefore make
+one call whose window spans them all; a single new partition costs one pass over the history
+(≈0.4 ms per 100,000 closes), and a backfill in k chunks costs about k/2 passes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import talib
+from talib import abstract
+
+from friren_pipelines.core import calendar
+from friren_pipelines.core.bars import Timeframe
+
+
+@dataclass(frozen=True)
+class _Study:
+    """One TA-Lib call: its function name, parameters and the column names of its outputs."""
+
+    function: str
+    parameters: Mapping[str, Any]
+    outputs: tuple[str, ...]
+
+
+_STUDIES: tuple[_Study, ...] = (
+    _Study("RSI", {"timeperiod": 14}, ("rsi_14",)),
+    _Study("RSI", {"timeperiod": 9}, ("rsi_9",)),
+    _Study("SMA", {"timeperiod": 10}, ("sma_10",)),
+    _Study("SMA", {"timeperiod": 20}, ("sma_20",)),
+    _Study("SMA", {"timeperiod": 50}, ("sma_50",)),
+    _Study("SMA", {"timeperiod": 200}, ("sma_200",)),
+    _Study("EMA", {"timeperiod": 10}, ("ema_10",)),
+    _Study("EMA", {"timeperiod": 20}, ("ema_20",)),
+    _Study("EMA", {"timeperiod": 50}, ("ema_50",)),
+    _Study(
+        "MACD",
+        {"fastperiod": 12, "slowperiod": 26, "signalperiod": 9},
+        ("macd", "macd_signal", "macd_hist"),
+    ),
+    _Study(
+        "BBANDS",
+        {"timeperiod": 20, "nbdevup": 2.0, "nbdevdn": 2.0, "matype": talib.MA_Type.SMA},
+        ("bb_upper", "bb_middle", "bb_lower"),
+    ),
+)
+
+INDICATOR_NAMES: tuple[str, ...] = tuple(name for study in _STUDIES for name in study.outputs)
+
+# Leading bars of a symbol's history without a value (TA-Lib's lookback), per indicator.
+# (talib's abstract.pyi stub omits the documented `Function` factory.)
+WARMUP_BARS: Mapping[str, int] = {
+    name: abstract.Function(study.function, **study.parameters).lookback  # type: ignore[attr-defined]
+    for study in _STUDIES
+    for name in study.outputs
+}
+
+RSI_NAMES = ("rsi_14", "rsi_9")
+BOLLINGER_NAMES = ("bb_lower", "bb_middle", "bb_upper")  # must be non-decreasing in this order
+LONG_COLUMNS = ("symbol", "timeframe", "timestamp", "indicator_name", "indicator_value")
+WIDE_COLUMNS = ("symbol", "timestamp", *INDICATOR_NAMES)
+
+_FUNCTIONS = {study.function: getattr(talib, study.function) for study in _STUDIES}
+
+
+def _as_closes(close: np.ndarray) -> np.ndarray:
+    closes = np.ascontiguousarray(close, dtype=np.float64)
+    if closes.ndim != 1:
+        raise ValueError(f"closes must be one-dimensional, got shape {closes.shape}")
+    finite = np.isfinite(closes)
+    if not finite.all():
+        bad = np.flatnonzero(~finite)
+        raise ValueError(
+            f"closes hold {bad.size} non-finite values (first at row {bad[0]}: {closes[bad[0]]}); "
+            "bars with a null price must be rejected before indicators are computed"
+        )
+    return closes
+
+
+def compute_indicators(close: np.ndarray) -> dict[str, np.ndarray]:
+    """Every indicator of `INDICATOR_NAMES` over a whole close history (oldest first).
+
+    Returns float64 arrays as long as `close`, NaN for the first `WARMUP_BARS[name]` bars (all
+    NaN when the history is shorter). Raises ValueError for a non-finite close or a 2-D input.
+    """
+    closes = _as_closes(close)
+    values: dict[str, np.ndarray] = {}
+    for study in _STUDIES:
+        result = _FUNCTIONS[study.function](closes, **study.parameters)
+        if len(study.outputs) == 1:
+            values[study.outputs[0]] = result
+        else:
+            values.update(zip(study.outputs, result, strict=True))
+    return values  # in INDICATOR_NAMES order, which follows _STUDIES
+
+
+def indicators_for_window(history_close: np.ndarray, first_index: int) -> dict[str, np.ndarray]:
+    """Indicator values for the bars ``history_close[first_index:]`` of one symbol.
+
+    `history_close` is the symbol's stored closes from its first bar up to the window's last bar;
+    `first_index` is the position of the window's first bar in it. The result (arrays of length
+    ``len(history_close) - first_index``) is bit-identical to `compute_indicators` over the
+    entire history, later bars included: see the look-back policy in the module docstring.
+    """
+    size = len(history_close)
+    if not 0 <= first_index <= size:
+        raise ValueError(
+            f"window start {first_index} is outside the close history of {size} bars "
+            f"(expected 0..{size})"
+        )
+    values = compute_indicators(history_close)
+    if first_index == 0:
+        return values
+    return {name: array[first_index:].copy() for name, array in values.items()}
+
+
+def _utc_timestamps(timestamps: pd.DatetimeIndex | pd.Series | np.ndarray) -> pd.DatetimeIndex:
+    stamps = pd.DatetimeIndex(timestamps)
+    if stamps.tz is None:
+        raise ValueError("indicator timestamps must be tz-aware bar starts (UTC), got naive ones")
+    return stamps.tz_convert("UTC").as_unit("us")
+
+
+def _checked_values(values: Mapping[str, np.ndarray], rows: int) -> list[np.ndarray]:
+    missing = [name for name in INDICATOR_NAMES if name not in values]
+    if missing:
+        raise ValueError(f"indicator values lack {', '.join(missing)}")
+    arrays = [np.asarray(values[name], dtype=np.float64) for name in INDICATOR_NAMES]
+    wrong = [
+        f"{n}: {a.shape}"
+        for n, a in zip(INDICATOR_NAMES, arrays, strict=True)
+        if a.shape != (rows,)
+    ]
+    if wrong:
+        raise ValueError(f"indicator values must have one value per timestamp ({rows}): {wrong}")
+    return arrays
+
+
+Symbols = str | Sequence[str] | np.ndarray | pd.Series
+"""A ticker for every row, or one ticker per bar (several symbols in one frame)."""
+
+
+def _symbol_codes(symbol: Symbols, bars: int) -> pd.Categorical[str]:
+    """The symbol column for `bars` bars as a categorical (15 rows per bar make strings costly)."""
+    if isinstance(symbol, str):
+        return pd.Categorical.from_codes(
+            np.zeros(bars, dtype=np.int8), categories=pd.Index([symbol])
+        )
+    per_bar = pd.Categorical(np.asarray(symbol, dtype=object))
+    if len(per_bar) != bars:
+        raise ValueError(f"got {len(per_bar)} symbols for {bars} timestamps; expected one per bar")
+    return per_bar
+
+
+def to_wide(
+    symbol: Symbols,
+    timestamps: pd.DatetimeIndex | pd.Series | np.ndarray,
+    values: Mapping[str, np.ndarray],
+) -> pd.DataFrame:
+    """One row per bar: symbol, timestamp (UTC bar start, µs), then `INDICATOR_NAMES`.
+
+    Indicator columns are nullable ``Float64``: warm-up NaN becomes ``<NA>``, which Arrow,
+    Parquet, DuckDB and Postgres writers store as NULL. ``symbol`` is categorical. Building one
+    frame for many symbols (per-bar `symbol`, concatenated values) costs far less than one frame
+    per symbol when histories are short (≈1 ms of pandas overhead per frame).
+    """
+    stamps = _utc_timestamps(timestamps)
+    arrays = _checked_values(values, len(stamps))
+    columns: dict[str, Any] = {"symbol": _symbol_codes(symbol, len(stamps)), "timestamp": stamps}
+    for name, array in zip(INDICATOR_NAMES, arrays, strict=True):
+        columns[name] = pd.array(array, dtype="Float64")
+    return pd.DataFrame(columns)
+
+
+def to_long(
+    symbol: Symbols,
+    timeframe: Timeframe,
+    timestamps: pd.DatetimeIndex | pd.Series | np.ndarray,
+    values: Mapping[str, np.ndarray],
+) -> pd.DataFrame:
+    """One row per bar and indicator, in the layout of ``market_data_indicators``.
+
+    Columns `LONG_COLUMNS`; rows in bar order, then in `INDICATOR_NAMES` order. Warm-up rows are
+    kept with a NULL (``<NA>``) ``indicator_value``, so every bar has all its rows. ``symbol``,
+    ``timeframe`` and ``indicator_name`` are categorical (dictionary-encoded in Arrow/Parquet).
+    `symbol` may be one per bar, as for `to_wide`.
+    """
+    stamps = _utc_timestamps(timestamps)
+    arrays = _checked_values(values, len(stamps))
+    count = len(INDICATOR_NAMES)
+    symbols = _symbol_codes(symbol, len(stamps))
+    names = np.tile(np.arange(count, dtype=np.int8), len(stamps))
+    return pd.DataFrame(
+        {
+            "symbol": pd.Categorical.from_codes(
+                symbols.codes.repeat(count), categories=symbols.categories
+            ),
+            "timeframe": pd.Categorical.from_codes(
+                np.zeros(len(names), dtype=np.int8), categories=pd.Index([timeframe.value])
+            ),
+            "timestamp": stamps.repeat(count),
+            "indicator_name": pd.Categorical.from_codes(
+                names, categories=pd.Index(INDICATOR_NAMES)
+            ),
+            "indicator_value": pd.array(np.column_stack(arrays).ravel(), dtype="Float64"),
+        }
+    )
+
+
+INDICATOR_RULES = (
+    "RSI values outside [0, 100]",
+    "Bollinger bands out of order (bb_lower <= bb_middle <= bb_upper)",
+    "NULL values after warm-up",
+    "values before warm-up",
+    "bars without an indicator row",
+    "indicator rows without a bar",
+    "duplicate indicator rows",
+)
+
+
+@dataclass(frozen=True)
+class IndicatorIssue:
+    """One rule broken by some indicator rows of one symbol: how often, and the first one."""
+
+    rule: str
+    symbol: str
+    count: int
+    timestamp: pd.Timestamp
+    indicator: str | None
+    value: float | None
+
+    def __str__(self) -> str:
+        when = self.timestamp.tz_convert(calendar.NEW_YORK).strftime("%Y-%m-%d %H:%M %Z")
+        what = ""
+        if self.indicator is not None:
+            shown = "NULL" if self.value is None or math.isnan(self.value) else f"{self.value:g}"
+            what = f"{self.indicator}={shown} "
+        return f"indicators for {self.symbol}: {self.count} {self.rule} (first {what}at {when})"
+
+
+def _first_issues(
+    rule: str, frame: pd.DataFrame, hits: np.ndarray, indicator: str | None
+) -> list[IndicatorIssue]:
+    """One issue per symbol among `frame` rows where `hits` (frame sorted by symbol, timestamp)."""
+    chosen = frame[hits]
+    issues = []
+    for symbol, rows in chosen.groupby("symbol", sort=True):
+        first = rows.iloc[0]
+        value = None if indicator is None else float(first[indicator])
+        issues.append(
+            IndicatorIssue(rule, str(symbol), len(rows), first["timestamp"], indicator, value)
+        )
+    return issues
+
+
+def validate_indicators(
+    wide: pd.DataFrame, bars: pd.DataFrame, bars_before: Mapping[str, int]
+) -> list[IndicatorIssue]:
+    """Every rule of `INDICATOR_RULES` broken by a wide indicator frame, per symbol and indicator.
+
+    `wide` has `WIDE_COLUMNS` (one or several symbols); `bars` has the symbol and timestamp of
+    the bars it should cover, one row each; ``bars_before[symbol]`` is how many stored bars of
+    that symbol precede them, which places each bar against `WARMUP_BARS`.
+    """
+    unknown = sorted(set(bars["symbol"]) - set(bars_before))
+    if unknown:
+        raise ValueError(f"bars_before lacks the history length of {', '.join(unknown)}")
+    keys = ["symbol", "timestamp"]
+    ordered_bars = bars.loc[:, keys].sort_values(keys, kind="stable").reset_index(drop=True)
+    ordered_bars["bar_number"] = ordered_bars.groupby("symbol").cumcount() + ordered_bars[
+        "symbol"
+    ].map(bars_before)
+    rows = (
+        wide.loc[:, list(WIDE_COLUMNS)]
+        .sort_values(keys, kind="stable")
+        .reset_index(drop=True)
+        .merge(ordered_bars, on=keys, how="outer", indicator="_side", sort=True)
+    )
+    issues: list[IndicatorIssue] = []
+    side = rows["_side"].to_numpy()
+    issues += _first_issues(INDICATOR_RULES[4], rows, side == "right_only", None)
+    issues += _first_issues(INDICATOR_RULES[5], rows, side == "left_only", None)
+    duplicated = rows.duplicated(keys, keep="first").to_numpy() & (side != "right_only")
+    issues += _first_issues(INDICATOR_RULES[6], rows, duplicated, None)
+
+    matched = rows[side == "both"].reset_index(drop=True)
+    numbers = matched["bar_number"].to_numpy()
+    value = {
+        name: matched[name].to_numpy(dtype=np.float64, na_value=np.nan) for name in INDICATOR_NAMES
+    }
+    for name in RSI_NAMES:
+        issues += _first_issues(
+            INDICATOR_RULES[0], matched, (value[name] < 0) | (value[name] > 100), name
+        )
+    lower, middle, upper = (value[name] for name in BOLLINGER_NAMES)
+    issues += _first_issues(INDICATOR_RULES[1], matched, lower > middle, "bb_lower")
+    issues += _first_issues(INDICATOR_RULES[1], matched, middle > upper, "bb_upper")
+    for name in INDICATOR_NAMES:
+        null = np.isnan(value[name])
+        after_warmup = numbers >= WARMUP_BARS[name]
+        issues += _first_issues(INDICATOR_RULES[2], matched, null & after_warmup, name)
+        issues += _first_issues(INDICATOR_RULES[3], matched, ~null & ~after_warmup, name)
+    return issues

@@ -1,0 +1,305 @@
+"""Bars assets (1min, 5min, 1d) and their checks: source → validation → Parquet + SQL.
+
+A run covers many (symbol, period) keys and reads the source once for all of them. Bars that
+break an ERROR rule of `core.bars` stop the run before anything is written; real-data quirks
+(WARNING rules) are stored as delivered and reported. After the write, a blocking check reads the
+stored partitions back and validates them again, so downstream assets never read bad bars.
+"""
+
+
+import datetime as dt
+import warnings
+from collections.abc import Iterator, Sequence
+
+import dagster as dg
+import pandas as pd
+import pyarrow.dataset as pa_ds
+
+from friren_pipelines.core import calendar
+from friren_pipelines.core.bars import (
+    BAR_SCHEMA,
+    BarIssue,
+    Severity,
+    Timeframe,
+    from_arrow,
+    raise_on_errors,
+    to_arrow,
+    validate_bars,
+)
+from friren_pipelines.market_data.metadata import column_schema, preview
+from friren_pipelines.market_data.partitions import BarsPartition, bars_partitions, parse_partition
+from friren_pipelines.resources import BarSourceResource, StorageResource
+from friren_pipelines.sources.base import BarSource
+from friren_pipelines.storage.sql import Slice
+
+BARS_TABLE = "market_data_bars"
+# Dagster's add_asset_metadata re-derives the run's keys on every call, so per-partition metadata
+# costs O(keys²); above this many keys a run records its summary only.
+PER_PARTITION_METADATA_LIMIT = 250
+
+COLUMN_DESCRIPTIONS = {
+    "symbol": "Exchange ticker",
+    "timeframe": "1min, 5min or 1d",
+    "timestamp": "Bar start, UTC (daily bars: the session open)",
+    "session_date": "XNYS session the bar belongs to (New York date)",
+    "open": "First trade price of the bar",
+    "high": "Highest trade price",
+    "low": "Lowest trade price",
+    "close": "Last trade price",
+    "volume": "Shares traded",
+    "vwap": "Volume-weighted average price (null when the source has none)",
+    "trade_count": "Number of trades (null when the source has none)",
+    "adjustment": "raw = as traded; split = split-adjusted; split_dividend = also dividend-adjusted",
+    "source": "Source that delivered the bar: synthetic, csv, yfinance or alpaca",
+}
+
+
+def dataset_name(timeframe: Timeframe) -> str:
+    return f"bars_{timeframe.value}"
+
+
+def fetch_partitions(
+    source: BarSource, timeframe: Timeframe, partitions: Sequence[BarsPartition]
+) -> pd.DataFrame:
+    """One bulk read covering every partition, cut back to exactly the partitions' rows.
+
+    Raises ValueError naming the partitions the source had no bars for (missing bars).
+    """
+    today = dt.date.today()
+    symbols = sorted({p.symbol for p in partitions})
+    start = min(p.first for p in partitions)
+    end = min(max(p.last for p in partitions), today)
+    bars = source.fetch_bars(symbols, timeframe, start, end)
+    wanted = pd.Series(False, index=bars.index)
+    by_symbol = bars.groupby("symbol").indices if len(bars) else {}
+    missing = []
+    for partition in partitions:
+        rows = by_symbol.get(partition.symbol)
+        if rows is None:
+            missing.append(partition.key)
+            continue
+        sessions = bars["session_date"].iloc[rows]
+        inside = (sessions >= partition.first) & (sessions <= partition.last)
+        if not inside.any():
+            missing.append(partition.key)
+        wanted.iloc[rows] |= inside.to_numpy()
+    if missing:
+        shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+        raise ValueError(f"{source.name} returned no {timeframe.value} bars for {shown}")
+    chosen = bars[wanted.to_numpy()].reset_index(drop=True)
+    chosen.attrs = dict(bars.attrs)
+    return chosen
+
+
+def _slice(timeframe: Timeframe, partition: BarsPartition) -> Slice:
+    start = pd.Timestamp(partition.first, tz=calendar.NEW_YORK).tz_convert("UTC")
+    end = pd.Timestamp(partition.last + dt.timedelta(days=1), tz=calendar.NEW_YORK).tz_convert("UTC")
+    return Slice(
+        (("symbol", partition.symbol), ("timeframe", timeframe.value)),
+        "timestamp",
+        start.to_pydatetime(),
+        end.to_pydatetime(),
+    )
+
+
+def split_by_partition(
+    bars: pd.DataFrame, timeframe: Timeframe, partitions: Sequence[BarsPartition]
+) -> Iterator[tuple[BarsPartition, pd.DataFrame]]:
+    groups = bars.groupby("symbol").indices
+    for partition in partitions:
+        rows = bars.iloc[groups.get(partition.symbol, [])]
+        inside = (rows["session_date"] >= partition.first) & (rows["session_date"] <= partition.last)
+        yield partition, rows[inside]
+
+
+def store_bars(
+    storage: StorageResource,
+    timeframe: Timeframe,
+    partitions: Sequence[BarsPartition],
+    bars: pd.DataFrame,
+) -> dict[str, int]:
+    """Replace the partitions' slices: one Parquet file each, then one SQL transaction.
+
+    Returns bytes written per partition key. Parquet files are replaced atomically one by one and
+    the SQL rows all at once, so a killed run leaves every file and the table whole; re-running
+    the partitions heals any difference between the two.
+    """
+    warehouse = storage.warehouse
+    written = {}
+    for partition, rows in split_by_partition(bars, timeframe, partitions):
+        written[partition.key] = warehouse.write(
+            dataset_name(timeframe), partition.path(timeframe), to_arrow(rows)
+        )
+    fetched_at = dt.datetime.now(dt.UTC)
+    symbols = sorted({p.symbol for p in partitions})
+    with storage.sql.transaction() as tx:
+        tx.delete_slices(BARS_TABLE, [_slice(timeframe, p) for p in partitions])
+        tx.insert(BARS_TABLE, to_arrow(bars))
+        tx.execute(
+            "INSERT INTO symbol_metadata (symbol, timeframe, earliest_bar, latest_bar, total_bars,"
+            " last_fetched_at) SELECT symbol, timeframe, min(timestamp), max(timestamp), count(*),"
+            f" %s FROM {BARS_TABLE} WHERE timeframe = %s AND symbol IN (SELECT unnest(%s))"
+            " GROUP BY symbol, timeframe ON CONFLICT (symbol, timeframe) DO UPDATE SET"
+            " earliest_bar = excluded.earliest_bar, latest_bar = excluded.latest_bar,"
+            " total_bars = excluded.total_bars, last_fetched_at = excluded.last_fetched_at",
+            [fetched_at, timeframe.value, symbols],
+        )
+    return written
+
+
+def read_partitions(
+    storage: StorageResource, timeframe: Timeframe, partitions: Sequence[BarsPartition] | None
+) -> tuple[pd.DataFrame, list[str]]:
+    """Stored bars of the partitions (all stored ones if None), and the keys with no file."""
+    warehouse = storage.warehouse
+    dataset = dataset_name(timeframe)
+    if partitions is None:
+        files, missing = warehouse.files(dataset), []
+    else:
+        paths = {p.key: warehouse.path(dataset, p.path(timeframe)) for p in partitions}
+        files = [path for path in paths.values() if path.exists()]
+        missing = [key for key, path in paths.items() if not path.exists()]
+    if not files:
+        return from_arrow(BAR_SCHEMA.empty_table()), missing
+    table = pa_ds.dataset([str(f) for f in files], format="parquet", schema=BAR_SCHEMA).to_table()
+    return from_arrow(table), missing
+
+
+def _issues_metadata(issues: Sequence[BarIssue]) -> dict[str, dg.MetadataValue]:
+    if not issues:
+        return {}
+    lines = "\n".join(f"- {issue}" for issue in issues[:50])
+    more = f"\n- … and {len(issues) - 50} more" if len(issues) > 50 else ""
+    return {"issues": dg.MetadataValue.md(lines + more)}
+
+
+def _partition_metadata(rows: pd.DataFrame, size: int) -> dict[str, object]:
+    return {
+        "dagster/row_count": len(rows),
+        "first_timestamp": str(rows["timestamp"].min()),
+        "last_timestamp": str(rows["timestamp"].max()),
+        "parquet_bytes": size,
+        "preview": preview(rows.drop(columns=["timeframe", "source"])),
+    }
+
+
+def single_run_backfills() -> dg.BackfillPolicy:
+    """One run per backfill range; Dagster marks the parameter beta, which we accept knowingly."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return dg.BackfillPolicy.single_run()
+
+
+def build_bars_asset(timeframe: Timeframe) -> dg.AssetsDefinition:
+    name = dataset_name(timeframe)
+    partitions_def = bars_partitions(timeframe)
+
+    @dg.asset(
+        name=name,
+        group_name="market_data",
+        kinds={"parquet", "postgres"},
+        owners=["team:market-data"],
+        partitions_def=partitions_def,
+        backfill_policy=single_run_backfills(),
+        description=(
+            f"{timeframe.value} OHLCV bars of the regular XNYS session, one Parquet file per "
+            f"partition under `{name}/` and rows in SQL `{BARS_TABLE}`. Prices are as the source "
+            "delivers them; the `adjustment` column says whether they are raw or adjusted."
+        ),
+        metadata={"dagster/column_schema": column_schema(BAR_SCHEMA, COLUMN_DESCRIPTIONS)},
+    )
+    def bars_asset(
+        context: dg.AssetExecutionContext, storage: StorageResource, bar_source: BarSourceResource
+    ) -> dg.MaterializeResult:
+        partitions = sorted(parse_partition(timeframe, key) for key in context.partition_keys)
+        source = bar_source.open()
+        context.log.info(
+            f"reading {timeframe.value} bars of {len({p.symbol for p in partitions})} symbols "
+            f"({len(partitions)} partitions) from {source.name}"
+        )
+        bars = fetch_partitions(source, timeframe, partitions)
+        warnings = raise_on_errors(validate_bars(bars, timeframe))
+        for issue in warnings:
+            context.log.warning(str(issue))
+        context.log.info(f"validated {len(bars)} bars; writing Parquet and {storage.sql_kind}")
+        written = store_bars(storage, timeframe, partitions, bars)
+        if len(partitions) <= PER_PARTITION_METADATA_LIMIT:
+            for partition, rows in split_by_partition(bars, timeframe, partitions):
+                context.add_asset_metadata(
+                    _partition_metadata(rows, written[partition.key]), partition_key=partition.key
+                )
+        return dg.MaterializeResult(
+            metadata={
+                "run_rows": len(bars),
+                "run_partitions": len(partitions),
+                "source": source.name,
+                "sql_store": storage.sql_kind,
+                "excluded_extended_hours": int(bars.attrs.get("excluded_extended_hours", 0)),
+                "quirks_reported": len(warnings),
+                **_issues_metadata(warnings),
+            }
+        )
+
+    return bars_asset
+
+
+def build_bars_checks(timeframe: Timeframe, asset: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
+    valid = dg.AssetCheckSpec(
+        "bars_valid",
+        asset=asset.key,
+        blocking=True,
+        description=(
+            "Stored bars have the required columns, no null or non-positive price, high ≥ low, "
+            "unique timestamps, only times inside the XNYS session, and a file per partition. "
+            "Blocking: downstream assets do not run on bars that fail."
+        ),
+    )
+    quality = dg.AssetCheckSpec(
+        "bars_quality",
+        asset=asset.key,
+        description=(
+            "Real-data quirks kept as delivered: open/close outside [low, high], close-to-close "
+            "jumps over 50%, volume over 3x the previous bar (Qlib's health thresholds)."
+        ),
+    )
+
+    @dg.multi_asset_check(
+        specs=[valid, quality], name=f"{asset.key.to_python_identifier()}_checks"
+    )
+    def bars_checks(
+        context: dg.AssetCheckExecutionContext, storage: StorageResource
+    ) -> Iterator[dg.AssetCheckResult]:
+        op_context = context.op_execution_context
+        partitions = (
+            sorted(parse_partition(timeframe, key) for key in op_context.partition_keys)
+            if op_context.has_partition_key_range or op_context.has_partition_key
+            else None
+        )
+        bars, missing = read_partitions(storage, timeframe, partitions)
+        issues = validate_bars(bars, timeframe)
+        errors = [i for i in issues if i.severity == Severity.ERROR]
+        warnings = [i for i in issues if i.severity == Severity.WARNING]
+        described = [str(e) for e in errors] + [f"no stored bars for {key}" for key in missing]
+        yield dg.AssetCheckResult(
+            check_name="bars_valid",
+            asset_key=asset.key,
+            passed=not described,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description="; ".join(described[:5]) if described else "all stored bars are valid",
+            metadata={"rows_checked": len(bars), "missing_partitions": len(missing)},
+        )
+        yield dg.AssetCheckResult(
+            check_name="bars_quality",
+            asset_key=asset.key,
+            passed=not warnings,
+            severity=dg.AssetCheckSeverity.WARN,
+            description="; ".join(str(w) for w in warnings[:5]) or "no quirks",
+            metadata={"rows_checked": len(bars), **_issues_metadata(warnings)},
+        )
+
+    return bars_checks
+
+
+BARS_ASSETS = {tf: build_bars_asset(tf) for tf in Timeframe}
+BARS_CHECKS = [build_bars_checks(tf, asset) for tf, asset in BARS_ASSETS.items()]
+

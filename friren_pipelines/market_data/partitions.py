@@ -1,0 +1,110 @@
+"""Partitions of the market-data assets: symbol × a period of XNYS sessions.
+
+Granularity per timeframe (arithmetic in the README):
+- 1d bars: universe symbol × calendar year (the sessions of that year). 500 symbols × 37 years (1990–2026)
+  = 18,500 keys; a year is ~252 bars, one request to any source.
+- 1min / 5min bars: watchlist symbol × week (the sessions from Monday to Friday, keyed by the Monday).
+  50 symbols × 52 weeks × 22 years (2005–2026) = 57,200 keys; a week is ≤ 1,950 minute bars and
+  one yfinance request (its 1m limit is 7 days per request).
+Dagster spends ~15–20 ms per partition key and run on events whatever the rows, so coarse keys
+are what makes backfills fast; both stay under Dagster's recommended 100,000 keys per asset.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import dagster as dg
+
+from friren_pipelines.core import calendar
+from friren_pipelines.core.bars import Timeframe
+
+# The daily universe (~500 symbols) and the intraday watchlist (~50) are separate key sets, so that
+# the minute assets stay under the partition limit however large the universe grows.
+UNIVERSE = dg.DynamicPartitionsDefinition(name="universe")
+WATCHLIST = dg.DynamicPartitionsDefinition(name="watchlist")
+
+DAILY_HISTORY_START = "1990"
+INTRADAY_HISTORY_START = "2005-01-03"  # a Monday
+
+YEARS = dg.TimeWindowPartitionsDefinition(
+    cron_schedule="0 0 1 1 *",
+    start=DAILY_HISTORY_START,
+    fmt="%Y",
+    timezone=calendar.NEW_YORK,
+    end_offset=1,  # the current, unfinished year is a partition too
+)
+WEEKS = dg.WeeklyPartitionsDefinition(
+    start_date=INTRADAY_HISTORY_START,
+    day_offset=1,  # weeks start on Monday
+    timezone=calendar.NEW_YORK,
+    end_offset=1,
+)
+
+PERIOD_DIMENSION = {Timeframe.DAY1: "year", Timeframe.MIN1: "week", Timeframe.MIN5: "week"}
+
+
+def bars_partitions(timeframe: Timeframe) -> dg.MultiPartitionsDefinition:
+    if timeframe == Timeframe.DAY1:
+        return dg.MultiPartitionsDefinition({"symbol": UNIVERSE, "year": YEARS})
+    return dg.MultiPartitionsDefinition({"symbol": WATCHLIST, "week": WEEKS})
+
+
+def symbol_sets(timeframe: Timeframe) -> dg.DynamicPartitionsDefinition:
+    return UNIVERSE if timeframe == Timeframe.DAY1 else WATCHLIST
+
+
+@dataclass(frozen=True, order=True)
+class BarsPartition:
+    """One (symbol, period) key: the bars of one symbol in the sessions from `first` to `last`."""
+
+    symbol: str
+    period: str  # "2024" or the Monday "2024-03-11"
+    first: dt.date
+    last: dt.date
+
+    @property
+    def key(self) -> str:
+        return f"{self.symbol}|{self.period}"
+
+    def path(self, timeframe: Timeframe) -> tuple[tuple[str, str], ...]:
+        """The warehouse partition path segments."""
+        return (("symbol", self.symbol), (PERIOD_DIMENSION[timeframe], self.period))
+
+
+def period_bounds(timeframe: Timeframe, period: str) -> tuple[dt.date, dt.date]:
+    """First and last calendar day of a period key."""
+    if timeframe == Timeframe.DAY1:
+        year = int(period)
+        return dt.date(year, 1, 1), dt.date(year, 12, 31)
+    monday = dt.date.fromisoformat(period)
+    return monday, monday + dt.timedelta(days=6)
+
+
+def period_of(timeframe: Timeframe, day: dt.date) -> str:
+    if timeframe == Timeframe.DAY1:
+        return str(day.year)
+    return (day - dt.timedelta(days=day.weekday())).isoformat()
+
+
+def parse_partition(timeframe: Timeframe, key: str | dg.MultiPartitionKey) -> BarsPartition:
+    if isinstance(key, dg.MultiPartitionKey):
+        symbol, period = key.keys_by_dimension["symbol"], key.keys_by_dimension[
+            PERIOD_DIMENSION[timeframe]
+        ]
+    else:
+        # Multi-partition keys join dimension values in dimension-name order: symbol before period.
+        symbol, period = str(key).split("|", 1)
+    first, last = period_bounds(timeframe, period)
+    return BarsPartition(symbol=symbol, period=period, first=first, last=last)
+
+
+def periods_between(timeframe: Timeframe, start: dt.date, end: dt.date) -> list[str]:
+    """Period keys that hold sessions between `start` and `end` (inclusive), in time order."""
+    periods = []
+    for session in calendar.sessions(start, end):
+        period = period_of(timeframe, session)
+        if not periods or periods[-1] != period:
+            periods.append(period)
+    return periods

@@ -1,0 +1,290 @@
+"""The SQL store: Postgres when FRIREN_POSTGRES_URL is set, an embedded DuckDB file otherwise.
+
+Both speak the same small interface so assets never branch on the backend:
+`with store.transaction() as tx:` then `tx.delete_slices(...)`, `tx.insert(table, arrow_rows)`,
+`tx.execute(sql, params)`; everything inside commits together or not at all. SQL text is written
+once with `%s` placeholders and the DuckDB backend translates them. Bulk loads use COPY on
+Postgres and Arrow scans on DuckDB, never row-by-row INSERT. The schema comes from versioned
+migrations (`migrations/NNNN_name.sql`), applied once each, in order, under a lock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import re
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Protocol
+
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+
+from friren_pipelines.storage import pg_copy
+
+MIGRATIONS_PACKAGE = "friren_pipelines.storage.migrations"
+_MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+MIGRATION_LOCK_ID = 7_461_002  # pg advisory lock key that serialises concurrent migrators
+
+
+@dataclass(frozen=True)
+class Slice:
+    """The rows one partition owns: columns equal to values, and optionally a half-open time range."""
+
+    equals: tuple[tuple[str, Any], ...]
+    time_column: str | None = None
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+
+    def columns(self) -> tuple[str, ...]:
+        names = tuple(name for name, _ in self.equals)
+        return (*names, "__start", "__end") if self.time_column else names
+
+
+def _identifier(name: str) -> str:
+    if not _IDENTIFIER.match(name):
+        raise ValueError(f"unsafe SQL identifier {name!r}")
+    return name
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """(version, name, sql) of every migration file, in version order."""
+    found = []
+    for entry in resources.files(MIGRATIONS_PACKAGE).iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match:
+            found.append((int(match.group(1)), match.group(2), entry.read_text()))
+    versions = [version for version, _, _ in found]
+    if len(versions) != len(set(versions)):
+        raise RuntimeError(f"two migrations share a version number: {sorted(versions)}")
+    return sorted(found)
+
+
+def _statements(sql: str) -> list[str]:
+    lines = [line for line in sql.splitlines() if not line.strip().startswith("--")]
+    return [part.strip() for part in "\n".join(lines).split(";") if part.strip()]
+
+
+class Transaction(Protocol):
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+    def insert(self, table: str, rows: pa.Table) -> None: ...
+    def delete_slices(self, table: str, slices: Sequence[Slice]) -> None: ...
+
+
+class SqlStore(Protocol):
+    backend: str
+
+    def migrate(self) -> list[int]: ...
+    def transaction(self) -> Any: ...
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+    def query_arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table: ...
+
+
+def _delete_slices_sql(table: str, slices: Sequence[Slice]) -> tuple[str, list[Any]]:
+    """One DELETE for many slices of the same shape, joined against a VALUES list."""
+    shapes = {(s.columns(), s.time_column) for s in slices}
+    if len(shapes) != 1:
+        raise ValueError("delete_slices needs slices of one shape")
+    (columns, time_column) = shapes.pop()
+    params: list[Any] = []
+    rows = []
+    for piece in slices:
+        values = [value for _, value in piece.equals]
+        if time_column:
+            values += [piece.start, piece.end]
+        params += values
+        rows.append("(" + ", ".join(["%s"] * len(values)) + ")")
+    conditions = [f"t.{_identifier(c)} = s.{c}" for c, _ in slices[0].equals]
+    if time_column:
+        column = _identifier(time_column)
+        conditions += [f"t.{column} >= s.__start", f"t.{column} < s.__end"]
+    names = ", ".join(columns)
+    sql = (
+        f"DELETE FROM {_identifier(table)} AS t WHERE EXISTS (SELECT 1 FROM (VALUES "
+        f"{', '.join(rows)}) AS s({names}) WHERE {' AND '.join(conditions)})"
+    )
+    return sql, params
+
+
+class _PostgresTransaction:
+    def __init__(self, cursor: Any):
+        self._cursor = cursor
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._cursor.execute(sql, list(params))
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        self._cursor.execute(sql, list(params))
+        return list(self._cursor.fetchall())
+
+    def delete_slices(self, table: str, slices: Sequence[Slice]) -> None:
+        if slices:
+            self.execute(*_delete_slices_sql(table, slices))
+
+    def insert(self, table: str, rows: pa.Table) -> None:
+        """COPY the Arrow rows: binary when every column has a fixed binary form, else CSV."""
+        if rows.num_rows == 0:
+            return
+        columns = ", ".join(_identifier(name) for name in rows.column_names)
+        if pg_copy.encodable(rows):
+            statement = f"COPY {_identifier(table)} ({columns}) FROM STDIN (FORMAT BINARY)"
+            with self._cursor.copy(statement) as copy:
+                copy.write(pg_copy.encode(rows))
+            return
+        buffer = io.BytesIO()
+        pa_csv.write_csv(
+            rows, buffer, pa_csv.WriteOptions(include_header=False, quoting_style="needed")
+        )
+        statement = f"COPY {_identifier(table)} ({columns}) FROM STDIN (FORMAT CSV)"
+        with self._cursor.copy(statement) as copy:
+            copy.write(buffer.getbuffer())
+
+
+class PostgresStore:
+    backend = "postgres"
+
+    def __init__(self, url: str):
+        self._url = url.replace("postgresql+psycopg2://", "postgresql://")
+
+    def _connect(self) -> Any:
+        import psycopg
+
+        return psycopg.connect(self._url, connect_timeout=10)
+
+    @contextmanager
+    def transaction(self) -> Iterator[_PostgresTransaction]:
+        with self._connect() as conn, conn.transaction(), conn.cursor() as cursor:
+            cursor.execute("SET LOCAL TIME ZONE 'UTC'")
+            yield _PostgresTransaction(cursor)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self.transaction() as tx:
+            return tx.query(sql, params)
+
+    def query_arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+        with self._connect() as conn, conn.cursor() as cursor:
+            cursor.execute("SET TIME ZONE 'UTC'")
+            cursor.execute(sql, list(params))
+            names = [column.name for column in cursor.description or []]
+            rows = cursor.fetchall()
+        return pa.Table.from_pylist([dict(zip(names, row, strict=True)) for row in rows])
+
+    def migrate(self) -> list[int]:
+        with self.transaction() as tx:
+            tx.execute("SELECT pg_advisory_xact_lock(%s)", [MIGRATION_LOCK_ID])
+            return _apply_migrations(tx)
+
+
+def _apply_migrations(tx: Transaction) -> list[int]:
+    tx.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+        "name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+    )
+    applied = {row[0] for row in tx.query("SELECT version FROM schema_migrations")}
+    newly = []
+    for version, name, sql in migrations():
+        if version in applied:
+            continue
+        for statement in _statements(sql):
+            tx.execute(statement)
+        tx.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", [version, name])
+        newly.append(version)
+    return newly
+
+
+class _DuckDBTransaction:
+    def __init__(self, conn: Any):
+        self._conn = conn
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._conn.execute(sql.replace("%s", "?"), list(params))
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return list(self._conn.execute(sql.replace("%s", "?"), list(params)).fetchall())
+
+    def delete_slices(self, table: str, slices: Sequence[Slice]) -> None:
+        if slices:
+            self.execute(*_delete_slices_sql(table, slices))
+
+    def insert(self, table: str, rows: pa.Table) -> None:
+        if rows.num_rows == 0:
+            return
+        columns = ", ".join(_identifier(name) for name in rows.column_names)
+        self._conn.register("__friren_rows", rows)
+        try:
+            self._conn.execute(
+                f"INSERT INTO {_identifier(table)} ({columns}) SELECT {columns} FROM __friren_rows"
+            )
+        finally:
+            self._conn.unregister("__friren_rows")
+
+
+class DuckDBStore:
+    """The embedded store. DuckDB lets one process write a file at a time, so a writer that finds
+    the file locked by another run waits (up to `lock_timeout` seconds) instead of failing."""
+
+    backend = "duckdb"
+
+    def __init__(self, path: Any, lock_timeout: float = 120.0):
+        self._path = str(path)
+        self._lock_timeout = lock_timeout
+
+    def _connect(self) -> Any:
+        import duckdb
+
+        deadline = time.monotonic() + self._lock_timeout
+        delay = 0.05
+        while True:
+            try:
+                conn = duckdb.connect(self._path)
+                conn.execute("SET TimeZone = 'UTC'")
+                return conn
+            except duckdb.IOException as error:
+                if "lock" not in str(error).lower() or time.monotonic() > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+    @contextmanager
+    def transaction(self) -> Iterator[_DuckDBTransaction]:
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN TRANSACTION")
+            try:
+                yield _DuckDBTransaction(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self.transaction() as tx:
+            return tx.query(sql, params)
+
+    def query_arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+        conn = self._connect()
+        try:
+            return conn.execute(sql.replace("%s", "?"), list(params)).to_arrow_table()
+        finally:
+            conn.close()
+
+    def migrate(self) -> list[int]:
+        with self.transaction() as tx:
+            return _apply_migrations(tx)
+
+
+def open_sql_store(postgres_url: str | None, embedded_path: Any) -> SqlStore:
+    """Postgres when a URL is given, else the embedded DuckDB file (its folder is created)."""
+    if postgres_url:
+        return PostgresStore(postgres_url)
+    from pathlib import Path
+
+    Path(embedded_path).parent.mkdir(parents=True, exist_ok=True)
+    return DuckDBStore(embedded_path)
