@@ -35,7 +35,10 @@ def format_statistics(stats: CacheStatistics) -> list[str]:
 
 @click.command("account")
 def account() -> None:
-    """Print the live account snapshot, its age, its health and the cache statistics."""
+    """Print the live account snapshot, its age, its health and the cache statistics.
+
+    Exits with status 1 when no account value young enough is available.
+    """
     live = LiveAccount()
     try:
         snapshot = live.snapshot()
@@ -43,8 +46,12 @@ def account() -> None:
         raise click.ClickException(str(error)) from None
     except AccountUnavailableError as error:
         click.echo(f"account unavailable: {error}", err=True)
+        available = False
     else:
         click.echo("\n".join(format_snapshot(snapshot)))
         click.echo(f"health                   {live.is_account_healthy().reason}")
+        available = True
     click.echo("\ncache statistics")
     click.echo("\n".join(format_statistics(live.statistics())))
+    if not available:
+        raise click.exceptions.Exit(1)

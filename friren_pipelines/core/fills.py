@@ -76,6 +76,7 @@ class Fill:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "timestamp", _utc(self.timestamp, f"fill {self.exec_id} time"))
+        object.__setattr__(self, "symbol", normalize_symbol(self.symbol))
         problems = []
         if not (self.qty.is_finite() and self.qty > 0):
             problems.append(f"qty {self.qty} must be > 0")

@@ -40,7 +40,6 @@ one call whose window spans them all; a single new partition costs one pass over
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -273,7 +272,7 @@ class IndicatorIssue:
         when = self.timestamp.tz_convert(calendar.NEW_YORK).strftime("%Y-%m-%d %H:%M %Z")
         what = ""
         if self.indicator is not None:
-            shown = "NULL" if self.value is None or math.isnan(self.value) else f"{self.value:g}"
+            shown = "NULL" if self.value is None else f"{self.value:g}"
             what = f"{self.indicator}={shown} "
         return f"indicators for {self.symbol}: {self.count} {self.rule} (first {what}at {when})"
 
@@ -286,7 +285,7 @@ def _first_issues(
     issues = []
     for symbol, rows in chosen.groupby("symbol", sort=True):
         first = rows.iloc[0]
-        value = None if indicator is None else float(first[indicator])
+        value = None if indicator is None or pd.isna(first[indicator]) else float(first[indicator])
         issues.append(
             IndicatorIssue(rule, str(symbol), len(rows), first["timestamp"], indicator, value)
         )

@@ -98,13 +98,6 @@ class OpenLot:
     fees: Decimal
     open_exec_id: str
 
-    def unrealized_pnl(self, mark: Decimal) -> Decimal:
-        """Price P&L at `mark` per share: (mark × qty − cost), sign-flipped for a short.
-
-        Fees are excluded: the opening fee share is realized with the lot, when it closes.
-        """
-        return (mark * self.qty - self.cost) * self.side.sign
-
 
 @dataclass(frozen=True)
 class LotsResult:
@@ -345,12 +338,13 @@ def position_events(
             kind = PositionEventKind.INCREASE
         else:
             kind = PositionEventKind.DECREASE
-        side_qty = old if new == 0 else new
+        defining = after if after and new else before
+        assert defining is not None  # old != new, so one side holds a position
         events.append(
             PositionEvent(
                 symbol=symbol,
                 kind=kind,
-                side=PositionSide.LONG if side_qty > 0 else PositionSide.SHORT,
+                side=defining.side,
                 previous_qty=old,
                 current_qty=new,
                 change=new - old,

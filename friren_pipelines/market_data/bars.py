@@ -183,13 +183,6 @@ def _partition_metadata(rows: pd.DataFrame, size: int) -> dict[str, object]:
     }
 
 
-def single_run_backfills() -> dg.BackfillPolicy:
-    """One run per backfill range; Dagster marks the parameter beta, which we accept knowingly."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", dg.BetaWarning)
-        return dg.BackfillPolicy.single_run()
-
-
 def build_bars_asset(timeframe: Timeframe) -> dg.AssetsDefinition:
     name = dataset_name(timeframe)
     partitions_def = bars_partitions(timeframe)
@@ -200,7 +193,7 @@ def build_bars_asset(timeframe: Timeframe) -> dg.AssetsDefinition:
         kinds={"parquet", "postgres"},
         owners=["team:market-data"],
         partitions_def=partitions_def,
-        backfill_policy=single_run_backfills(),
+        backfill_policy=dg.BackfillPolicy.single_run(),
         description=(
             f"{timeframe.value} OHLCV bars of the regular XNYS session, one Parquet file per "
             f"partition under `{name}/` and rows in SQL `{BARS_TABLE}`. Prices are as the source "
@@ -300,6 +293,9 @@ def build_bars_checks(timeframe: Timeframe, asset: dg.AssetsDefinition) -> dg.As
     return bars_checks
 
 
-BARS_ASSETS = {tf: build_bars_asset(tf) for tf in Timeframe}
-BARS_CHECKS = [build_bars_checks(tf, asset) for tf, asset in BARS_ASSETS.items()]
+with warnings.catch_warnings():
+    # Dagster 1.13 marks `backfill_policy` beta; single-run backfills are what we want.
+    warnings.simplefilter("ignore", dg.BetaWarning)
+    BARS_ASSETS = {tf: build_bars_asset(tf) for tf in Timeframe}
+BARS_CHECKS = {tf: build_bars_checks(tf, asset) for tf, asset in BARS_ASSETS.items()}
 

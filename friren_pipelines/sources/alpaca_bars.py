@@ -1,4 +1,4 @@
-"""Bars from Alpaca's market-data API through alpaca-py (`StockHistoricalDataClient.get_stock_bars`).
+"""Bars from Alpaca's market-data API via alpaca-py (`StockHistoricalDataClient.get_stock_bars`).
 
 One `StockBarsRequest` per call covers every symbol (Alpaca answers multi-symbol requests in
 pages; alpaca-py follows `next_page_token` until it is null). The window is New York midnight of

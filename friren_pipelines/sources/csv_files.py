@@ -237,7 +237,12 @@ def _fail(bar_file: BarFile, line: int, column: str, problem: str) -> SourceData
     )
 
 
-def _first_line(path: Path) -> str:
+def _first_line(mask: pd.Series) -> int:
+    """The line number (the table's index) of the first True of `mask`."""
+    return int(mask.index.to_numpy()[mask.to_numpy().argmax()])
+
+
+def _first_text_line(path: Path) -> str:
     with path.open(encoding="utf-8-sig") as handle:
         for line in handle:
             if line.strip():
@@ -247,7 +252,7 @@ def _first_line(path: Path) -> str:
 
 def _read_bar_file(bar_file: BarFile) -> pd.DataFrame:
     path = bar_file.path
-    first = _first_line(path)
+    first = _first_text_line(path)
     if not first:
         raise SourceDataError(f"csv: {path.name} ({bar_file.symbol}) is empty")
     separator = max(",;\t", key=first.count)
@@ -307,7 +312,7 @@ def _parse_numbers(bar_file: BarFile, raw: pd.Series, column: str, required: boo
     values = pd.to_numeric(text, errors="coerce")
     bad = values.isna() & ((text != "") | required)
     if bad.any():
-        line = int(bad.idxmax())
+        line = _first_line(bad)
         shown = text[line] or "an empty value"
         raise _fail(bar_file, line, column, f"{shown!r} is not a number")
     return values.astype("float64")
@@ -316,7 +321,7 @@ def _parse_numbers(bar_file: BarFile, raw: pd.Series, column: str, required: boo
 def _first_bad_stamp(bar_file: BarFile, text: pd.Series, parsed: pd.Series, column: str) -> None:
     bad = parsed.isna()
     if bad.any():
-        line = int(bad.idxmax())
+        line = _first_line(bad)
         raise _fail(bar_file, line, column, f"{text[line]!r} is not a date/time this source reads")
 
 
@@ -330,7 +335,7 @@ def _parse_stamps(bar_file: BarFile, text: pd.Series, column: str) -> pd.Series:
         _first_bad_stamp(bar_file, text, written, column)
         return written.dt.normalize().dt.tz_localize(calendar.NEW_YORK)
     if has_offset.any() and not has_offset.all():
-        line = int((has_offset != has_offset.iloc[0]).idxmax())
+        line = _first_line(has_offset != has_offset.iloc[0])
         raise _fail(bar_file, line, column, f"{text[line]!r} mixes naive and offset time stamps")
     if has_offset.all():
         instants = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
@@ -345,7 +350,7 @@ def _localize(bar_file: BarFile, naive: pd.Series, text: pd.Series, column: str)
     zone = "UTC" if bar_file.naive_is_utc else calendar.NEW_YORK
     local = naive.dt.tz_localize(zone, ambiguous="NaT", nonexistent="NaT")
     if local.isna().any():
-        line = int(local.isna().idxmax())
+        line = _first_line(local.isna())
         raise _fail(
             bar_file, line, column, f"{text[line]!r} is ambiguous or skipped in {zone} (DST change)"
         )

@@ -96,7 +96,7 @@ def request_windows(
     return windows
 
 
-class _ChartReply(Exception):
+class _ChartStatusError(Exception):
     """A chart reply whose status says something yfinance would hide (404, 429, 5xx)."""
 
     def __init__(self, status: int, text: str):
@@ -106,13 +106,13 @@ class _ChartReply(Exception):
 
 
 def check_chart_reply(response: Any, *args: object, **kwargs: object) -> None:
-    """Response check (a `requests` hook): raise `_ChartReply` for chart 404, 429 and 5xx."""
+    """Response check (a `requests` hook): raise `_ChartStatusError` for chart 404, 429 and 5xx."""
     status = int(response.status_code)
     if "/v8/finance/chart/" in str(response.url) and (status in (404, 429) or status >= 500):
-        raise _ChartReply(status, response.text)
+        raise _ChartStatusError(status, response.text)
 
 
-class _CheckedCurlSession(curl_requests.Session):  # type: ignore[type-arg]
+class _CheckedCurlSession(curl_requests.Session):
     """yfinance's default curl_cffi session, with `check_chart_reply` on every reply."""
 
     def request(self, *args: Any, **kwargs: Any) -> Any:
@@ -131,7 +131,7 @@ def _checked(session: requests.Session | None) -> requests.Session | _CheckedCur
 
 @contextmanager
 def _yfinance_raises() -> Iterator[None]:
-    """yfinance raises instead of logging and returning an empty frame; its pandas noise is muted."""
+    """yfinance raises instead of logging and returning an empty frame; pandas noise is muted."""
     hidden = YfConfig.debug.hide_exceptions
     YfConfig.debug.hide_exceptions = False
     try:
@@ -187,7 +187,7 @@ class YahooBarSource:
                     timeout=self.timeout,
                 )
             return bars_from_history(history, symbol, timeframe, self.adjustment(timeframe))
-        except _ChartReply as reply:
+        except _ChartStatusError as reply:
             if reply.status == 404:
                 raise UnknownSymbolError(f"{where}: Yahoo does not know the symbol") from None
             raise SourceUnavailableError(

@@ -91,7 +91,7 @@ def store_kind(request: pytest.FixtureRequest) -> str:
 def make_cache(
     request: pytest.FixtureRequest, fetcher_for: Callable[..., AlpacaAccountFetcher]
 ) -> Callable[..., AccountCache]:
-    """Builds an AccountCache against the fake broker; store 'redis' (the test prefix) or 'process'."""
+    """Builds an AccountCache on the fake broker; store 'redis' (test prefix) or 'process'."""
 
     def build(store: str = "redis", **options: Any) -> AccountCache:
         fetch_options = {"timeout_seconds": options.get("broker_timeout_seconds", 2.0)}

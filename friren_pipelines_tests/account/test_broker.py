@@ -42,7 +42,7 @@ def test_http_500_fails_after_one_request_naming_the_status(
     fetcher_for: Callable[..., AlpacaAccountFetcher], alpaca: FakeHttpServer
 ) -> None:
     alpaca.route("GET", ACCOUNT_PATH, Reply(500, {"code": 50010000, "message": "internal error"}))
-    with pytest.raises(BrokerFetchError, match="HTTP 500.*internal error"):
+    with pytest.raises(BrokerFetchError, match=r"HTTP 500.*internal error"):
         fetcher_for(RateLimiter.in_process())()
     assert len(alpaca.calls(ACCOUNT_PATH)) == 1
 
@@ -68,7 +68,7 @@ def test_429_blocks_every_caller_for_retry_after_without_alpaca_py_sleeping(
     with pytest.raises(BrokerFetchError, match="HTTP 429"):
         first()
     # Another client sharing the limiter does not even send its request.
-    with pytest.raises(BrokerFetchError, match="not sent.*429"):
+    with pytest.raises(BrokerFetchError, match=r"not sent.*429"):
         second()
     assert time.monotonic() - started < 0.5  # alpaca-py's 3 x 3 s retries are off
     assert len(alpaca.calls(ACCOUNT_PATH)) == 1
@@ -85,7 +85,7 @@ def test_slow_broker_times_out_with_the_timeout_in_the_message(
         "GET", ACCOUNT_PATH, Reply(body=recorded("alpaca/trading_v2_account.json"), delay=1.0)
     )
     started = time.monotonic()
-    with pytest.raises(BrokerFetchError, match="timed out after 0.2 s"):
+    with pytest.raises(BrokerFetchError, match=r"timed out after 0\.2 s"):
         fetcher_for(RateLimiter.in_process(), timeout_seconds=0.2)()
     assert time.monotonic() - started < 0.9
 

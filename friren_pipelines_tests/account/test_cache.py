@@ -126,7 +126,7 @@ def test_readers_in_two_processes_across_an_expiry_make_one_broker_call(
     ("fault", "reason"),
     [
         (Reply(500, {"code": 50010000, "message": "internal server error"}), "HTTP 500"),
-        (Reply(body=ACCOUNT, delay=1.0), "timed out after 0.2 s"),
+        (Reply(body=ACCOUNT, delay=1.0), r"timed out after 0\.2 s"),
         (Reply(body=b"<html>bad gateway</html>"), "not JSON"),
         (Reply(429, {"message": "too many"}, {"Retry-After": "30"}), "429"),
     ],
@@ -160,7 +160,7 @@ def test_no_value_and_broker_down_raises_unavailable_with_the_reason(
     make_cache: MakeCache, alpaca: FakeHttpServer, store_kind: str
 ) -> None:
     alpaca.route("GET", ACCOUNT_PATH, Reply(503, {"message": "maintenance"}))
-    with pytest.raises(AccountUnavailableError, match="no account value for 'test' yet.*HTTP 503"):
+    with pytest.raises(AccountUnavailableError, match=r"no account value for 'test' yet.*HTTP 503"):
         make_cache(store_kind).snapshot()
 
 

@@ -13,7 +13,7 @@ def utc(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)
 
 
-def fill(
+def fill(  # noqa: PLR0917 - positional like a row of the ledger tables
     exec_id: str,
     when: str,
     side: str,

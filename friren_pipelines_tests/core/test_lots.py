@@ -132,7 +132,7 @@ def test_a_single_sell_larger_than_the_long_flips_to_a_short_lot() -> None:
 
 # Ledger 3 — a 4:1 split while the lot is open
 #  b1  2024-06-03 14:00  buy 10 @ 400.00 fee 2.00           cost 4000
-#  4:1 split, ex-date 2024-06-10 (midnight New York)     →  40 shares @ 100.00, cost 4000, same open time
+#  4:1 split, ex-date 2024-06-10 (midnight New York) → 40 sh @ 100.00, cost 4000, same open time
 #  s1  2024-06-11 14:00  sell 25 @ 105.00 fee 1.00
 #  closed 25: cost 4000×25/40=2500 (@100), fees 2.00×25/40=1.25 + 1.00 = 2.25,
 #             pnl 25×(105−100) − 2.25 = 122.75, held 8 days = 691200 s

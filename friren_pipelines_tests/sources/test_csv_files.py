@@ -46,17 +46,20 @@ ADJUSTMENT = {
 EVERYTHING = (dt.date(1990, 1, 2), dt.date(2025, 12, 31))
 
 
-def _expected_rows(path: Path, intraday: bool) -> list[tuple[dt.date, dt.datetime | None, tuple]]:
+Row = tuple[dt.date, dt.datetime | None, tuple[float, ...]]
+
+
+def _expected_rows(path: Path, intraday: bool) -> list[Row]:
     """(session, UTC bar start or None for daily, OHLCV) per row, read with the csv module."""
-    rows = []
+    rows: list[Row] = []
     with path.open(newline="") as handle:
         first = handle.readline()
         handle.seek(0)
         if ";" in first:  # NinjaTrader: no header, UTC bar END stamps
-            for stamp, *values in csv.reader(handle, delimiter=";"):
+            for stamp, *fields in csv.reader(handle, delimiter=";"):
                 end = dt.datetime.strptime(stamp, "%Y%m%d %H%M%S").replace(tzinfo=UTC)
                 start = end - dt.timedelta(minutes=1)
-                rows.append((start.astimezone(NEW_YORK).date(), start, tuple(map(float, values))))
+                rows.append((start.astimezone(NEW_YORK).date(), start, tuple(map(float, fields))))
             return rows
         for record in csv.DictReader(handle):
             lowered = {k.lower(): v for k, v in record.items()}
@@ -72,9 +75,11 @@ def _expected_rows(path: Path, intraday: bool) -> list[tuple[dt.date, dt.datetim
     return rows
 
 
-def _regular(start: dt.datetime) -> bool:
-    """Regular session for the shared files' dates (no early closes or holidays among them)."""
-    local = start.astimezone(NEW_YORK)
+def _regular(row: Row) -> bool:
+    """Daily rows, and minutes of the regular session (no early closes among the shared dates)."""
+    if row[1] is None:
+        return True
+    local = row[1].astimezone(NEW_YORK)
     return local.weekday() < 5 and dt.time(9, 30) <= local.time() < dt.time(16, 0)
 
 
@@ -103,7 +108,7 @@ def test_every_shared_file_comes_through_with_its_values_sessions_and_adjustment
     timeframe = Timeframe.MIN1 if intraday else Timeframe.DAY1
     expected = _expected_rows(path, intraday)
     kept = sorted(
-        (row for row in expected if not intraday or _regular(row[1])),  # type: ignore[arg-type]
+        filter(_regular, expected),
         key=lambda row: row[1] or row[0],
     )
 
@@ -115,7 +120,7 @@ def test_every_shared_file_comes_through_with_its_values_sessions_and_adjustment
     assert bars.attrs["excluded_extended_hours"] == len(expected) - len(kept)
     assert list(bars["session_date"]) == [row[0] for row in kept]
     if intraday:
-        assert list(bars["timestamp"]) == [pd.Timestamp(row[1]) for row in kept]
+        assert list(bars["timestamp"]) == [row[1] for row in kept]
     ohlcv = bars[["open", "high", "low", "close", "volume"]].itertuples(index=False, name=None)
     assert list(ohlcv) == [row[2] for row in kept]
     assert set(bars["adjustment"]) == {ADJUSTMENT[relative]}

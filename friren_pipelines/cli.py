@@ -1,0 +1,209 @@
+"""`friren`: the command line other tools script against. Output formats are stable.
+
+Commands run against the Dagster instance in DAGSTER_HOME (default: this folder, where
+dagster.yaml lives) so that every materialization is recorded and visible in the UI.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+
+def _instance() -> object:
+    import dagster as dg
+
+    if not os.environ.get("DAGSTER_HOME"):
+        home = Path.cwd() if (Path.cwd() / "dagster.yaml").exists() else Path("warehouse/.dagster")
+        home.mkdir(parents=True, exist_ok=True)
+        os.environ["DAGSTER_HOME"] = str(home.resolve())
+    return dg.DagsterInstance.get()
+
+
+def _symbols(text: str) -> list[str]:
+    from friren_pipelines.core.bars import normalize_symbol
+
+    try:
+        return [normalize_symbol(s) for s in text.split(",") if s.strip()]
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+
+
+def _timeframes(text: str) -> list[object]:
+    from friren_pipelines.core.bars import Timeframe
+
+    try:
+        return [Timeframe.parse(t) for t in text.split(",") if t.strip()]
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _load_definitions() -> object:
+    from friren_pipelines.config import ConfigError
+
+    try:
+        from friren_pipelines import definitions
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+    return definitions
+
+
+@click.group()
+def main() -> None:
+    """friren-pipelines: market data and portfolio history, durable and queryable."""
+
+
+@main.group()
+def symbols() -> None:
+    """Manage the daily universe and the intraday watchlist (Dagster dynamic partitions)."""
+
+
+@symbols.command("add")
+@click.argument("tickers", nargs=-1, required=True)
+@click.option("--watchlist", is_flag=True, help="Also add them to the intraday watchlist.")
+def symbols_add(tickers: Sequence[str], watchlist: bool) -> None:
+    """Add TICKERS to the universe (and the watchlist)."""
+    from friren_pipelines.market_data.backfill import register
+
+    wanted = _symbols(",".join(tickers))
+    instance = _instance()
+    added = register(instance, "universe", wanted)  # type: ignore[arg-type]
+    if watchlist:
+        added += [f"{s} (watchlist)" for s in register(instance, "watchlist", wanted)]  # type: ignore[arg-type]
+    click.echo(f"added: {', '.join(added) or 'nothing new'}")
+
+
+@symbols.command("remove")
+@click.argument("tickers", nargs=-1, required=True)
+@click.option("--watchlist-only", is_flag=True, help="Remove from the watchlist only.")
+def symbols_remove(tickers: Sequence[str], watchlist_only: bool) -> None:
+    """Remove TICKERS (their stored data stays)."""
+    instance = _instance()
+    sets = ("watchlist",) if watchlist_only else ("universe", "watchlist")
+    for symbol in _symbols(",".join(tickers)):
+        for name in sets:
+            if instance.has_dynamic_partition(name, symbol):  # type: ignore[attr-defined]
+                instance.delete_dynamic_partition(name, symbol)  # type: ignore[attr-defined]
+                click.echo(f"removed {symbol} from the {name}")
+
+
+@symbols.command("list")
+def symbols_list() -> None:
+    """Print symbol,universe,watchlist as CSV."""
+    instance = _instance()
+    universe = instance.get_dynamic_partitions("universe")  # type: ignore[attr-defined]
+    watchlist = set(instance.get_dynamic_partitions("watchlist"))  # type: ignore[attr-defined]
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(["symbol", "universe", "watchlist"])
+    for symbol in sorted(set(universe) | watchlist):
+        writer.writerow([symbol, symbol in universe, symbol in watchlist])
+
+
+def run_backfill(
+    tickers: Sequence[str], start: dt.date, end: dt.date, timeframes: Sequence[object]
+) -> list[str]:
+    """Register the symbols, plan the runs, execute them with a progress bar; returns run ids."""
+    from tqdm import tqdm
+
+    from friren_pipelines.market_data.backfill import BackfillFailed, execute, plan, register
+
+    definitions = _load_definitions()
+    instance = _instance()
+    runs = []
+    for timeframe in timeframes:
+        set_name = "universe" if timeframe.value == "1d" else "watchlist"  # type: ignore[attr-defined]
+        new = register(instance, set_name, tickers)  # type: ignore[arg-type]
+        if new:
+            click.echo(f"added to the {set_name}: {', '.join(new)}", err=True)
+        runs += plan(instance, timeframe, tickers, start, end)  # type: ignore[arg-type]
+    if not runs:
+        raise click.ClickException(f"no XNYS sessions between {start} and {end}")
+    total = sum(r.keys for r in runs)
+    with tqdm(total=total, unit="partition", file=sys.stderr, disable=None) as progress:
+
+        def done(planned: object, result: object) -> None:
+            progress.update(planned.keys)  # type: ignore[attr-defined]
+            progress.set_postfix_str(f"{planned.timeframe.value} run {result.run_id[:8]}")  # type: ignore[attr-defined]
+
+        try:
+            return execute(
+                instance,  # type: ignore[arg-type]
+                definitions.defs,  # type: ignore[attr-defined]
+                runs,
+                definitions.timeframe_assets,  # type: ignore[attr-defined]
+                on_run_done=done,
+            )
+        except BackfillFailed as error:
+            raise click.ClickException(str(error)) from None
+
+
+@main.command()
+@click.option("--symbols", "symbol_list", required=True, help="Comma-separated tickers.")
+@click.option("--start", required=True, help="First date, YYYY-MM-DD.")
+@click.option("--end", required=True, help="Last date, YYYY-MM-DD (inclusive).")
+@click.option("--timeframes", default="1d", show_default=True, help="Any of 1d,1min,5min.")
+def backfill(symbol_list: str, start: str, end: str, timeframes: str) -> None:
+    """Materialize the bars (and what depends on them) of SYMBOLS between START and END."""
+    first, last = _date(start), _date(end)
+    if last < first:
+        raise click.BadParameter(f"--end {end} is before --start {start}")
+    run_ids = run_backfill(_symbols(symbol_list), first, last, _timeframes(timeframes))
+    click.echo(f"{len(run_ids)} runs succeeded: {', '.join(run_ids)}")
+
+
+@main.command()
+@click.argument("query")
+def sql(query: str) -> None:
+    """Run QUERY with DuckDB over the warehouse Parquet and print CSV with a header."""
+    from friren_pipelines.config import load_settings
+    from friren_pipelines.storage.views import connect_views
+
+    conn = connect_views(load_settings().home)
+    try:
+        cursor = conn.execute(query)
+    except Exception as error:
+        raise click.ClickException(str(error).splitlines()[0]) from None
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow([column[0] for column in cursor.description or []])
+    while rows := cursor.fetchmany(10_000):
+        writer.writerows(rows)
+
+
+@main.command()
+def demo() -> None:
+    """The main job on the embedded default: default universe, recent history, every asset."""
+    from friren_pipelines.config import load_settings
+    from friren_pipelines.core import calendar
+    from friren_pipelines.core.bars import Timeframe
+    from friren_pipelines.market_data.backfill import default_symbols, register
+
+    settings = load_settings()
+    instance = _instance()
+    universe, watchlist = default_symbols("universe.txt"), default_symbols("watchlist.txt")
+    register(instance, "universe", universe)  # type: ignore[arg-type]
+    register(instance, "watchlist", watchlist)  # type: ignore[arg-type]
+    today = dt.date.today()
+    recent = calendar.sessions(today - dt.timedelta(days=20), today)
+    click.echo(f"source: {settings.source}; warehouse: {settings.home}")
+    run_backfill(universe, dt.date(today.year - 1, 1, 1), today, [Timeframe.DAY1])
+    run_backfill(watchlist, recent[-10], recent[-1], [Timeframe.MIN1, Timeframe.MIN5])
+    sql_store = "Postgres (FRIREN_POSTGRES_URL)" if settings.postgres_url else settings.embedded_sql_path
+    click.echo(
+        f"\nDone. Parquet: {settings.home}/<asset>/...; SQL store: {sql_store}\n"
+        f"Query:   .venv/bin/friren sql \"select symbol, count(*) from bars_1d group by 1\"\n"
+        f"Open UI: DAGSTER_HOME={os.environ['DAGSTER_HOME']} .venv/bin/dagster dev "
+        "-w workspace.yaml  (then http://127.0.0.1:3000)"
+    )
