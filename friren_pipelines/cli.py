@@ -15,6 +15,8 @@ from pathlib import Path
 
 import click
 
+from friren_pipelines.config import Settings
+
 
 def _instance() -> object:
     import dagster as dg
@@ -51,14 +53,13 @@ def _date(text: str) -> dt.date:
         raise click.BadParameter(f"{text!r} is not a date (YYYY-MM-DD)") from None
 
 
-def _load_definitions() -> object:
-    from friren_pipelines.config import ConfigError
+def _settings() -> Settings:
+    from friren_pipelines.config import ConfigError, load_settings
 
     try:
-        from friren_pipelines import definitions
+        return load_settings()
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
-    return definitions
 
 
 @click.group()
@@ -118,9 +119,11 @@ def run_backfill(
     """Register the symbols, plan the runs, execute them with a progress bar; returns run ids."""
     from tqdm import tqdm
 
+    from friren_pipelines.definitions import timeframe_assets
     from friren_pipelines.market_data.backfill import BackfillFailed, execute, plan, register
+    from friren_pipelines.resources import resources_from_settings
 
-    definitions = _load_definitions()
+    resources = resources_from_settings(_settings())
     instance = _instance()
     runs = []
     for timeframe in timeframes:
@@ -141,9 +144,9 @@ def run_backfill(
         try:
             return execute(
                 instance,  # type: ignore[arg-type]
-                definitions.defs,  # type: ignore[attr-defined]
+                resources,
                 runs,
-                definitions.timeframe_assets,  # type: ignore[attr-defined]
+                timeframe_assets,  # type: ignore[arg-type]
                 on_run_done=done,
             )
         except BackfillFailed as error:
@@ -168,10 +171,9 @@ def backfill(symbol_list: str, start: str, end: str, timeframes: str) -> None:
 @click.argument("query")
 def sql(query: str) -> None:
     """Run QUERY with DuckDB over the warehouse Parquet and print CSV with a header."""
-    from friren_pipelines.config import load_settings
     from friren_pipelines.storage.views import connect_views
 
-    conn = connect_views(load_settings().home)
+    conn = connect_views(_settings().home)
     try:
         cursor = conn.execute(query)
     except Exception as error:
@@ -185,12 +187,11 @@ def sql(query: str) -> None:
 @main.command()
 def demo() -> None:
     """The main job on the embedded default: default universe, recent history, every asset."""
-    from friren_pipelines.config import load_settings
     from friren_pipelines.core import calendar
     from friren_pipelines.core.bars import Timeframe
     from friren_pipelines.market_data.backfill import default_symbols, register
 
-    settings = load_settings()
+    settings = _settings()
     instance = _instance()
     universe, watchlist = default_symbols("universe.txt"), default_symbols("watchlist.txt")
     register(instance, "universe", universe)  # type: ignore[arg-type]

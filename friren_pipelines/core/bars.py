@@ -121,9 +121,10 @@ def conform(
     local_days = stamps.dt.tz_convert(calendar.NEW_YORK).dt.tz_localize(None).dt.normalize()
     if not timeframe.is_intraday and len(stamps):
         table = calendar.session_table(local_days.min().date(), local_days.max().date())
-        opens = table["open"].reindex(pd.DatetimeIndex(local_days)).to_numpy()
+        opens = table["open"].reindex(pd.DatetimeIndex(local_days)).set_axis(stamps.index)
         # Non-sessions keep their own stamp so that validation can name them.
-        stamps = pd.Series(opens, index=stamps.index).fillna(stamps).dt.as_unit("us")
+        opens = opens.dt.tz_convert("UTC").dt.as_unit("us")
+        stamps = opens.where(opens.notna(), stamps)
     out["timestamp"] = stamps
     out["session_date"] = local_days.dt.date
     for column in (*PRICE_COLUMNS, "volume", "vwap"):

@@ -9,7 +9,7 @@ order and keeps every run under `MAX_KEYS_PER_RUN` keys.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 
@@ -122,19 +122,18 @@ def run_failure(result: dg.ExecuteInProcessResult) -> str:
 
 def execute(
     instance: dg.DagsterInstance,
-    definitions: dg.Definitions,
+    resources: Mapping[str, object],
     runs: Sequence[PlannedRun],
     assets_for: Callable[[Timeframe], Sequence[dg.AssetsDefinition | dg.AssetChecksDefinition]],
     on_run_done: Callable[[PlannedRun, dg.ExecuteInProcessResult], None] | None = None,
 ) -> list[str]:
     """Execute planned runs in order; returns run ids. Raises BackfillFailed at the first failure."""
     run_ids = []
-    resources_by_key = definitions.resources or {}
     for planned in runs:
         result = dg.materialize(
             list(assets_for(planned.timeframe)),
             instance=instance,
-            resources=resources_by_key,
+            resources=resources,
             tags=planned.tags,
             raise_on_error=False,
             # Step-level events stay in the instance (and the UI); the terminal shows progress.

@@ -215,13 +215,13 @@ class _DuckDBTransaction:
         if rows.num_rows == 0:
             return
         columns = ", ".join(_identifier(name) for name in rows.column_names)
+        # On failure the connection is rolled back and closed, which drops the registration too;
+        # unregistering inside an aborted transaction would hide the real error.
         self._conn.register("__friren_rows", rows)
-        try:
-            self._conn.execute(
-                f"INSERT INTO {_identifier(table)} ({columns}) SELECT {columns} FROM __friren_rows"
-            )
-        finally:
-            self._conn.unregister("__friren_rows")
+        self._conn.execute(
+            f"INSERT INTO {_identifier(table)} ({columns}) SELECT {columns} FROM __friren_rows"
+        )
+        self._conn.unregister("__friren_rows")
 
 
 class DuckDBStore:

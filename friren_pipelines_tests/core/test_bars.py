@@ -1,0 +1,82 @@
+import datetime as dt
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from friren_pipelines.core.bars import (
+    BAR_COLUMNS,
+    BarValidationError,
+    Severity,
+    Timeframe,
+    conform,
+    normalize_symbol,
+    raise_on_errors,
+    validate_bars,
+)
+
+
+def _daily(rows: list[tuple[str, float, float, float, float]]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=["timestamp", "open", "high", "low", "close"])
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"]).dt.tz_localize("America/New_York")
+    frame["volume"] = 1000.0
+    return conform(frame, symbol="XYZ", timeframe=Timeframe.DAY1, adjustment="raw", source="csv")
+
+
+def test_conform_labels_daily_bars_by_session_and_stamps_them_at_the_open() -> None:
+    bars = _daily([("2024-03-15", 10, 11, 9, 10.5)])
+    assert tuple(bars.columns) == BAR_COLUMNS
+    assert bars.loc[0, "session_date"] == dt.date(2024, 3, 15)
+    assert bars.loc[0, "timestamp"] == pd.Timestamp("2024-03-15 13:30", tz="UTC")
+
+
+def test_spy_low_above_open_quirks_are_reported_not_dropped(shared_data: Path) -> None:
+    raw = pd.read_csv(shared_data / "daily" / "SPY_1d_2007-12-31_2017-12-29_yahoo.csv")
+    raw = raw.rename(columns={"Date": "timestamp"}).rename(columns=str.lower)
+    raw["timestamp"] = pd.to_datetime(raw["timestamp"]).dt.tz_localize("America/New_York")
+    bars = conform(raw, symbol="SPY", timeframe=Timeframe.DAY1, adjustment="split", source="csv")
+    issues = validate_bars(bars, Timeframe.DAY1)
+    quirk = next(i for i in issues if "outside [low, high]" in i.rule)
+    assert quirk.severity == Severity.WARNING
+    assert quirk.count == 2 and quirk.session == dt.date(2015, 3, 5)
+    assert raise_on_errors(issues)  # warnings only: nothing raises
+    assert len(bars) == 2519
+
+
+def test_high_below_low_is_an_error_naming_symbol_date_and_first_row() -> None:
+    bars = _daily([("2024-03-14", 10, 11, 9, 10), ("2024-03-15", 10, 9, 11, 10)])
+    with pytest.raises(BarValidationError) as error:
+        raise_on_errors(validate_bars(bars, Timeframe.DAY1))
+    message = str(error.value)
+    assert "XYZ 2024-03-15" in message and "high < low" in message and "2024-03-15 09:30" in message
+
+
+@pytest.mark.parametrize(
+    ("rows", "rule"),
+    [
+        ([("2024-03-15", 10, 11, 9, 10), ("2024-03-15", 10, 11, 9, 10)], "duplicate timestamps"),
+        ([("2024-03-16", 10, 11, 9, 10)], "outside the trading session"),  # a Saturday
+        ([("2024-03-15", -1, 11, -2, 10)], "non-positive price"),
+        ([("2024-03-15", float("nan"), 11, 9, 10)], "null price"),
+    ],
+)
+def test_unusable_bars_are_errors(rows: list[tuple[str, float, float, float, float]], rule: str) -> None:
+    issues = validate_bars(_daily(rows), Timeframe.DAY1)
+    assert any(rule in i.rule and i.severity == Severity.ERROR for i in issues)
+
+
+def test_missing_columns_are_named() -> None:
+    bars = _daily([("2024-03-15", 10, 11, 9, 10)]).drop(columns=["low"])
+    (issue,) = validate_bars(bars, Timeframe.DAY1)
+    assert issue.severity == Severity.ERROR and "low" in issue.rule
+
+
+@pytest.mark.parametrize("text", ["../x", "A;DROP TABLE", "a|b", "", "TOOLONGSYMBOL1"])
+def test_symbols_that_are_not_tickers_are_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="invalid symbol"):
+        normalize_symbol(text)
+
+
+def test_tickers_with_class_suffixes_are_accepted() -> None:
+    assert normalize_symbol(" brk.b ") == "BRK.B"
+    assert normalize_symbol("BF-B") == "BF-B"
