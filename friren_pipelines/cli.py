@@ -12,13 +12,20 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from friren_pipelines.config import Settings
 
+if TYPE_CHECKING:
+    import dagster as dg
 
-def _instance() -> object:
+    from friren_pipelines.core.bars import Timeframe
+    from friren_pipelines.market_data.backfill import PlannedRun
+
+
+def _instance() -> dg.DagsterInstance:
     import dagster as dg
 
     if not os.environ.get("DAGSTER_HOME"):
@@ -37,7 +44,7 @@ def _symbols(text: str) -> list[str]:
         raise click.BadParameter(str(error)) from None
 
 
-def _timeframes(text: str) -> list[object]:
+def _timeframes(text: str) -> list[Timeframe]:
     from friren_pipelines.core.bars import Timeframe
 
     try:
@@ -81,9 +88,9 @@ def symbols_add(tickers: Sequence[str], watchlist: bool) -> None:
 
     wanted = _symbols(",".join(tickers))
     instance = _instance()
-    added = register(instance, "universe", wanted)  # type: ignore[arg-type]
+    added = register(instance, "universe", wanted)
     if watchlist:
-        added += [f"{s} (watchlist)" for s in register(instance, "watchlist", wanted)]  # type: ignore[arg-type]
+        added += [f"{s} (watchlist)" for s in register(instance, "watchlist", wanted)]
     click.echo(f"added: {', '.join(added) or 'nothing new'}")
 
 
@@ -96,8 +103,8 @@ def symbols_remove(tickers: Sequence[str], watchlist_only: bool) -> None:
     sets = ("watchlist",) if watchlist_only else ("universe", "watchlist")
     for symbol in _symbols(",".join(tickers)):
         for name in sets:
-            if instance.has_dynamic_partition(name, symbol):  # type: ignore[attr-defined]
-                instance.delete_dynamic_partition(name, symbol)  # type: ignore[attr-defined]
+            if instance.has_dynamic_partition(name, symbol):
+                instance.delete_dynamic_partition(name, symbol)
                 click.echo(f"removed {symbol} from the {name}")
 
 
@@ -105,8 +112,8 @@ def symbols_remove(tickers: Sequence[str], watchlist_only: bool) -> None:
 def symbols_list() -> None:
     """Print symbol,universe,watchlist as CSV."""
     instance = _instance()
-    universe = instance.get_dynamic_partitions("universe")  # type: ignore[attr-defined]
-    watchlist = set(instance.get_dynamic_partitions("watchlist"))  # type: ignore[attr-defined]
+    universe = instance.get_dynamic_partitions("universe")
+    watchlist = set(instance.get_dynamic_partitions("watchlist"))
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(["symbol", "universe", "watchlist"])
     for symbol in sorted(set(universe) | watchlist):
@@ -114,42 +121,48 @@ def symbols_list() -> None:
 
 
 def run_backfill(
-    tickers: Sequence[str], start: dt.date, end: dt.date, timeframes: Sequence[object]
+    tickers: Sequence[str], start: dt.date, end: dt.date, timeframes: Sequence[Timeframe]
 ) -> list[str]:
     """Register the symbols, plan the runs, execute them with a progress bar; returns run ids."""
     from tqdm import tqdm
 
     from friren_pipelines.definitions import timeframe_assets
-    from friren_pipelines.market_data.backfill import BackfillFailed, execute, plan, register
+    from friren_pipelines.market_data.backfill import (
+        BackfillError,
+        execute,
+        plan,
+        register,
+        symbol_set,
+    )
     from friren_pipelines.resources import resources_from_settings
 
     resources = resources_from_settings(_settings())
     instance = _instance()
     runs = []
     for timeframe in timeframes:
-        set_name = "universe" if timeframe.value == "1d" else "watchlist"  # type: ignore[attr-defined]
-        new = register(instance, set_name, tickers)  # type: ignore[arg-type]
+        set_name = symbol_set(timeframe).name or ""
+        new = register(instance, set_name, tickers)
         if new:
             click.echo(f"added to the {set_name}: {', '.join(new)}", err=True)
-        runs += plan(instance, timeframe, tickers, start, end)  # type: ignore[arg-type]
+        runs += plan(instance, timeframe, tickers, start, end)
     if not runs:
         raise click.ClickException(f"no XNYS sessions between {start} and {end}")
     total = sum(r.keys for r in runs)
     with tqdm(total=total, unit="partition", file=sys.stderr, disable=None) as progress:
 
-        def done(planned: object, result: object) -> None:
-            progress.update(planned.keys)  # type: ignore[attr-defined]
-            progress.set_postfix_str(f"{planned.timeframe.value} run {result.run_id[:8]}")  # type: ignore[attr-defined]
+        def done(planned: PlannedRun, result: dg.ExecuteInProcessResult) -> None:
+            progress.update(planned.keys)
+            progress.set_postfix_str(f"{planned.timeframe.value} run {result.run_id[:8]}")
 
         try:
             return execute(
-                instance,  # type: ignore[arg-type]
+                instance,
                 resources,
                 runs,
-                timeframe_assets,  # type: ignore[arg-type]
+                timeframe_assets,
                 on_run_done=done,
             )
-        except BackfillFailed as error:
+        except BackfillError as error:
             raise click.ClickException(str(error)) from None
 
 
@@ -194,17 +207,19 @@ def demo() -> None:
     settings = _settings()
     instance = _instance()
     universe, watchlist = default_symbols("universe.txt"), default_symbols("watchlist.txt")
-    register(instance, "universe", universe)  # type: ignore[arg-type]
-    register(instance, "watchlist", watchlist)  # type: ignore[arg-type]
+    register(instance, "universe", universe)
+    register(instance, "watchlist", watchlist)
     today = dt.date.today()
     recent = calendar.sessions(today - dt.timedelta(days=20), today)
     click.echo(f"source: {settings.source}; warehouse: {settings.home}")
     run_backfill(universe, dt.date(today.year - 1, 1, 1), today, [Timeframe.DAY1])
     run_backfill(watchlist, recent[-10], recent[-1], [Timeframe.MIN1, Timeframe.MIN5])
-    sql_store = "Postgres (FRIREN_POSTGRES_URL)" if settings.postgres_url else settings.embedded_sql_path
+    sql_store = (
+        "Postgres (FRIREN_POSTGRES_URL)" if settings.postgres_url else settings.embedded_sql_path
+    )
     click.echo(
         f"\nDone. Parquet: {settings.home}/<asset>/...; SQL store: {sql_store}\n"
-        f"Query:   .venv/bin/friren sql \"select symbol, count(*) from bars_1d group by 1\"\n"
+        f'Query:   .venv/bin/friren sql "select symbol, count(*) from bars_1d group by 1"\n'
         f"Open UI: DAGSTER_HOME={os.environ['DAGSTER_HOME']} .venv/bin/dagster dev "
         "-w workspace.yaml  (then http://127.0.0.1:3000)"
     )

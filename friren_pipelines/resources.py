@@ -106,4 +106,3 @@ def resources_from_settings(settings: Settings) -> dict[str, dg.ConfigurableReso
             yfinance_auto_adjust=settings.yfinance_auto_adjust,
         ),
     }
-

@@ -10,7 +10,9 @@ def test_defaults_are_the_embedded_setup() -> None:
 
 
 def test_a_bad_source_names_the_variable_and_the_allowed_values() -> None:
-    with pytest.raises(ConfigError, match=r"FRIREN_SOURCE='bloomberg'.*synthetic, csv, yfinance, alpaca"):
+    with pytest.raises(
+        ConfigError, match=r"FRIREN_SOURCE='bloomberg'.*synthetic, csv, yfinance, alpaca"
+    ):
         load_settings({"FRIREN_SOURCE": "bloomberg"})
 
 

@@ -224,9 +224,9 @@ def _rule_masks(bars: pd.DataFrame, timeframe: Timeframe) -> dict[str, pd.Series
         "duplicate timestamps": bars.duplicated(["symbol", "timestamp"], keep="first"),
         "bars outside the trading session": _outside_session(bars, timeframe),
         "rows with open or close outside [low, high]": (high >= low)
-        & ((bars[["open", "close"]].lt(low, axis=0)) | bars[["open", "close"]].gt(high, axis=0)).any(
-            axis=1
-        ),
+        & (
+            (bars[["open", "close"]].lt(low, axis=0)) | bars[["open", "close"]].gt(high, axis=0)
+        ).any(axis=1),
         "price jumps over 50%": (close / previous_close - 1).abs() > PRICE_JUMP_LIMIT,
         "volume spikes over 3x": (previous_volume > 0)
         & (bars["volume"] > VOLUME_SPIKE_LIMIT * previous_volume),
@@ -257,13 +257,13 @@ def validate_bars(bars: pd.DataFrame, timeframe: Timeframe) -> list[BarIssue]:
     issues: list[BarIssue] = []
     for rule, mask in _rule_masks(ordered, timeframe).items():
         hits = ordered[mask.fillna(False).astype(bool)]
-        for symbol, rows in hits.groupby("symbol", sort=True):
+        for group, rows in hits.groupby("symbol", sort=True):
             first = rows.iloc[0]
             issues.append(
                 BarIssue(
                     rule=rule,
                     severity=RULES[rule],
-                    symbol=str(symbol),
+                    symbol=str(group),
                     session=first["session_date"],
                     count=len(rows),
                     first_row=_describe(first),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import warnings
 from functools import cache
+from typing import cast
 
 import pandas as pd
 
@@ -61,17 +62,17 @@ def is_session(day: dt.date) -> bool:
 def non_session_weekdays(start: dt.date, end: dt.date) -> list[dt.date]:
     """Weekdays the exchange is closed (holidays): exclusions for weekday partition schedules."""
     weekdays = pd.bdate_range(start, end)
-    closed = weekdays.difference(_schedule().index)
+    closed = weekdays.difference(pd.DatetimeIndex(_schedule().index))
     return [ts.date() for ts in closed]
 
 
 def session_bounds(session: dt.date) -> tuple[pd.Timestamp, pd.Timestamp]:
     """(open, close) of one session as UTC instants; raises KeyError for a non-session."""
-    try:
-        row = _schedule().loc[pd.Timestamp(session)]
-    except KeyError:
-        raise KeyError(f"{session} is not an XNYS trading session") from None
-    return pd.Timestamp(row["open"]), pd.Timestamp(row["close"])
+    schedule, label = _schedule(), pd.Timestamp(session)
+    if label not in schedule.index:
+        raise KeyError(f"{session} is not an XNYS trading session")
+    bounds = schedule.loc[label]
+    return cast(pd.Timestamp, bounds["open"]), cast(pd.Timestamp, bounds["close"])
 
 
 def session_table(start: dt.date, end: dt.date) -> pd.DataFrame:

@@ -103,7 +103,7 @@ def plan(
     return runs
 
 
-class BackfillFailed(RuntimeError):
+class BackfillError(RuntimeError):
     pass
 
 
@@ -127,7 +127,7 @@ def execute(
     assets_for: Callable[[Timeframe], Sequence[dg.AssetsDefinition | dg.AssetChecksDefinition]],
     on_run_done: Callable[[PlannedRun, dg.ExecuteInProcessResult], None] | None = None,
 ) -> list[str]:
-    """Execute planned runs in order; returns run ids. Raises BackfillFailed at the first failure."""
+    """Execute planned runs in order; returns run ids. Raises BackfillError at the first failure."""
     run_ids = []
     for planned in runs:
         result = dg.materialize(
@@ -143,7 +143,7 @@ def execute(
         if on_run_done:
             on_run_done(planned, result)
         if not result.success:
-            raise BackfillFailed(
+            raise BackfillError(
                 f"{planned.timeframe.value} run {result.run_id} over {planned.symbols[0]}.."
                 f"{planned.symbols[-1]} × {planned.periods[0]}..{planned.periods[-1]} failed: "
                 f"{run_failure(result)}"

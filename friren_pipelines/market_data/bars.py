@@ -6,7 +6,6 @@ break an ERROR rule of `core.bars` stop the run before anything is written; real
 stored partitions back and validates them again, so downstream assets never read bad bars.
 """
 
-
 import datetime as dt
 import warnings
 from collections.abc import Iterator, Sequence
@@ -84,7 +83,9 @@ def fetch_partitions(
             missing.append(partition.key)
         wanted.iloc[rows] |= inside.to_numpy()
     if missing:
-        shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+        shown = ", ".join(missing[:10]) + (
+            f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+        )
         raise ValueError(f"{source.name} returned no {timeframe.value} bars for {shown}")
     chosen = bars[wanted.to_numpy()].reset_index(drop=True)
     chosen.attrs = dict(bars.attrs)
@@ -93,7 +94,9 @@ def fetch_partitions(
 
 def _slice(timeframe: Timeframe, partition: BarsPartition) -> Slice:
     start = pd.Timestamp(partition.first, tz=calendar.NEW_YORK).tz_convert("UTC")
-    end = pd.Timestamp(partition.last + dt.timedelta(days=1), tz=calendar.NEW_YORK).tz_convert("UTC")
+    end = pd.Timestamp(partition.last + dt.timedelta(days=1), tz=calendar.NEW_YORK).tz_convert(
+        "UTC"
+    )
     return Slice(
         (("symbol", partition.symbol), ("timeframe", timeframe.value)),
         "timestamp",
@@ -108,7 +111,9 @@ def split_by_partition(
     groups = bars.groupby("symbol").indices
     for partition in partitions:
         rows = bars.iloc[groups.get(partition.symbol, [])]
-        inside = (rows["session_date"] >= partition.first) & (rows["session_date"] <= partition.last)
+        inside = (rows["session_date"] >= partition.first) & (
+            rows["session_date"] <= partition.last
+        )
         yield partition, rows[inside]
 
 
@@ -256,9 +261,7 @@ def build_bars_checks(timeframe: Timeframe, asset: dg.AssetsDefinition) -> dg.As
         ),
     )
 
-    @dg.multi_asset_check(
-        specs=[valid, quality], name=f"{asset.key.to_python_identifier()}_checks"
-    )
+    @dg.multi_asset_check(specs=[valid, quality], name=f"{asset.key.to_python_identifier()}_checks")
     def bars_checks(
         context: dg.AssetCheckExecutionContext, storage: StorageResource
     ) -> Iterator[dg.AssetCheckResult]:
@@ -298,4 +301,3 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", dg.BetaWarning)
     BARS_ASSETS = {tf: build_bars_asset(tf) for tf in Timeframe}
 BARS_CHECKS = {tf: build_bars_checks(tf, asset) for tf, asset in BARS_ASSETS.items()}
-

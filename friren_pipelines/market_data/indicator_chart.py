@@ -1,5 +1,5 @@
 """The picture of an indicator partition for the Dagster UI: candles of one symbol with SMA 20/50
-and the Bollinger bands, volume, and RSI(14) in a panel below with its 30/70 lines.
+and the Bollinger bands, optionally volume, and RSI(14) in a panel below with its 30/70 lines.
 
 Rendered headless with mplfinance on matplotlib's Agg backend as a small PNG (800×560 px); only
 the last `MAX_BARS` bars are drawn, so a partition of any size renders in a fraction of a second.
@@ -48,7 +48,7 @@ def render_indicator_chart(
     title: str,
     *,
     max_bars: int = MAX_BARS,
-    show_volume: bool = True,
+    show_volume: bool = False,
 ) -> bytes:
     """PNG of one symbol's last `max_bars` bars with their indicators.
 
@@ -56,6 +56,8 @@ def render_indicator_chart(
     ``timeframe``; UTC bar starts) and `indicators` the matching wide indicator frame
     (``timestamp`` and at least ``sma_20``, ``sma_50``, ``bb_upper``, ``bb_lower``, ``rsi_14``).
     Indicator rows are matched to bars by timestamp; a bar without one is drawn without values.
+    `show_volume` adds a volume panel; it is off by default because its 300 bar patches double
+    the render time (≈0.12 s → ≈0.27 s for 300 bars).
     """
     missing = [c for c in (*_BAR_COLUMNS, "timeframe") if c not in bars]
     missing += [c for c in ("timestamp", *_PRICE_LINES, _RSI) if c not in indicators]

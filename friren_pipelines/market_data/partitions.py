@@ -90,9 +90,10 @@ def period_of(timeframe: Timeframe, day: dt.date) -> str:
 
 def parse_partition(timeframe: Timeframe, key: str | dg.MultiPartitionKey) -> BarsPartition:
     if isinstance(key, dg.MultiPartitionKey):
-        symbol, period = key.keys_by_dimension["symbol"], key.keys_by_dimension[
-            PERIOD_DIMENSION[timeframe]
-        ]
+        symbol, period = (
+            key.keys_by_dimension["symbol"],
+            key.keys_by_dimension[PERIOD_DIMENSION[timeframe]],
+        )
     else:
         # Multi-partition keys join dimension values in dimension-name order: symbol before period.
         symbol, period = str(key).split("|", 1)
@@ -102,7 +103,7 @@ def parse_partition(timeframe: Timeframe, key: str | dg.MultiPartitionKey) -> Ba
 
 def periods_between(timeframe: Timeframe, start: dt.date, end: dt.date) -> list[str]:
     """Period keys that hold sessions between `start` and `end` (inclusive), in time order."""
-    periods = []
+    periods: list[str] = []
     for session in calendar.sessions(start, end):
         period = period_of(timeframe, session)
         if not periods or periods[-1] != period:

@@ -181,16 +181,19 @@ class SyntheticBarSource:
             frames = []
             for symbol in symbols:
                 daily = _daily_path(symbol).loc[pd.Timestamp(start) : pd.Timestamp(end)]
-                sessions = [_minute_bars(symbol, ts, row) for ts, row in daily.iterrows()]
+                sessions = [
+                    _minute_bars(symbol, ts, daily.iloc[i])
+                    for i, ts in enumerate(pd.DatetimeIndex(daily.index))
+                ]
                 minutes = pd.concat(sessions, ignore_index=True) if sessions else None
                 if minutes is not None:
                     size = timeframe.minutes or 1
                     frames.append(minutes if size == 1 else _aggregate(minutes, size))
                     frames[-1]["symbol"] = symbol
-            raw = pd.concat(frames, ignore_index=True) if frames else None
+            raw = pd.concat(frames, ignore_index=True) if frames else empty_bars()
         bars = (
             empty_bars()
-            if raw is None or raw.empty
+            if raw.empty
             else conform(raw, timeframe=timeframe, adjustment="raw", source=self.name)
         )
         bars.attrs["excluded_extended_hours"] = 0

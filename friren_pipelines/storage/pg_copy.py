@@ -78,7 +78,9 @@ def _group_rows(parts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def encode(table: pa.Table) -> bytes:
     """The whole COPY stream (header, tuples, trailer) for `table`'s columns in order."""
     columns = [_values(column) for column in table.columns]
-    nulls = [np.asarray(column.is_null().to_numpy(zero_copy_only=False)) for column in table.columns]
+    nulls = [
+        np.asarray(column.is_null().to_numpy(zero_copy_only=False)) for column in table.columns
+    ]
     # A row's layout: every text length and every null flag. Rows sharing one encode together.
     layout_parts = [np.where(n, -1, 0) for n in nulls]
     layout_parts += [lengths for _, _, lengths in columns if lengths is not None]
@@ -95,7 +97,7 @@ def encode(table: pa.Table) -> bytes:
             if not is_null[i]:
                 width = text_lengths.get(i)
                 fields.append((f"val{i}", f"S{width}" if width is not None else dtype))
-        record = np.zeros(len(members), dtype=np.dtype(fields))  # type: ignore[call-overload]
+        record = np.zeros(len(members), dtype=np.dtype(fields))
         record["count"] = len(columns)
         for i, (values, dtype, _) in enumerate(columns):
             if is_null[i]:

@@ -21,7 +21,7 @@ def connect_views(home: Path) -> Any:
                 continue
             pattern = warehouse.glob(folder.name).replace("'", "''")
             conn.execute(
-                f'CREATE VIEW "{folder.name}" AS SELECT * FROM read_parquet(\'{pattern}\', '
+                f"CREATE VIEW \"{folder.name}\" AS SELECT * FROM read_parquet('{pattern}', "
                 "union_by_name = true, hive_partitioning = false)"
             )
     return conn

@@ -17,7 +17,7 @@ from friren_pipelines.account.cache import (
 )
 from friren_pipelines.account.snapshot import AccountSnapshot
 from friren_pipelines_tests.account.conftest import ACCOUNT_PATH, BrokerKeys
-from friren_pipelines_tests.account.workers import read_together
+from friren_pipelines_tests.account.workers import Readers, SharedRedis, read_together
 from friren_pipelines_tests.fakes.http import FakeHttpServer, Reply, recorded
 
 ACCOUNT = recorded("alpaca/trading_v2_account.json")
@@ -93,12 +93,10 @@ def test_readers_in_two_processes_across_an_expiry_make_one_broker_call(
 ) -> None:
     context = multiprocessing.get_context("fork")
     ready, results, go = context.Queue(), context.Queue(), context.Event()
-    keys = (broker_keys.key_id, broker_keys.secret_key)
+    shared = SharedRedis(redis_url, redis_prefix)
+    readers = Readers(alpaca.url, (broker_keys.key_id, broker_keys.secret_key), 0.5, threads=16)
     processes = [
-        context.Process(
-            target=read_together,
-            args=(redis_url, redis_prefix, alpaca.url, keys, 0.5, 16, ready, go, results),
-        )
+        context.Process(target=read_together, args=(shared, readers, ready, go, results))
         for _ in range(2)
     ]
     for process in processes:

@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from friren_pipelines.account.rate_limit import RateLimit, RateLimitedError, RateLimiter
-from friren_pipelines_tests.account.workers import call_through_limiter, hammer
+from friren_pipelines_tests.account.workers import SharedRedis, call_through_limiter, hammer
 from friren_pipelines_tests.fakes.http import FakeHttpServer, Reply
 
 BUCKET = "alpaca-trading"
@@ -44,10 +44,11 @@ def test_no_window_holds_more_calls_than_the_limit_across_two_processes(
 ) -> None:
     calls, per_seconds, seconds = 5, 0.5, 1.3
     context = multiprocessing.get_context("fork")
+    shared = SharedRedis(redis_url, redis_prefix)
     processes = [
         context.Process(
             target=call_through_limiter,
-            args=(redis_url, redis_prefix, f"{ping_server.url}/ping", calls, per_seconds, seconds),
+            args=(shared, f"{ping_server.url}/ping", RateLimit(calls, per_seconds), seconds),
         )
         for _ in range(2)
     ]

@@ -77,7 +77,10 @@ def test_with_redis_url_instances_share_the_value_through_redis(
 ) -> None:
     redis_url = request.getfixturevalue("redis_url")
     point_at_fake_broker(
-        request.getfixturevalue("monkeypatch"), alpaca, request.getfixturevalue("broker_keys"), redis_url
+        request.getfixturevalue("monkeypatch"),
+        alpaca,
+        request.getfixturevalue("broker_keys"),
+        redis_url,
     )
     first = LiveAccount(account_label=label).snapshot()
     assert LiveAccount(account_label=label).snapshot().fetched_at == first.fetched_at

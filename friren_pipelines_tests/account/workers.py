@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Event
 
@@ -15,26 +16,35 @@ from friren_pipelines.account.cache import AccountCache, RedisAccountStore
 from friren_pipelines.account.rate_limit import RateLimit, RateLimiter, limit_session
 
 
+@dataclass(frozen=True)
+class SharedRedis:
+    url: str
+    prefix: str
+
+    def limiter(self, limits: dict[str, RateLimit] | None = None) -> RateLimiter:
+        client = redis.Redis.from_url(self.url)
+        return RateLimiter.in_redis(client, self.prefix, *([limits] if limits else []))
+
+
+@dataclass(frozen=True)
+class Readers:
+    broker_url: str
+    keys: tuple[str, str]
+    ttl_seconds: float
+    threads: int
+
+
 def read_together(
-    redis_url: str,
-    prefix: str,
-    broker_url: str,
-    keys: tuple[str, str],
-    ttl_seconds: float,
-    threads: int,
-    ready: Queue,
-    go: Event,
-    results: Queue,
+    shared: SharedRedis, readers: Readers, ready: Queue, go: Event, results: Queue
 ) -> None:
-    """Start `threads` readers that call snapshot() at once when `go` is set; report fetched_at."""
-    client = redis.Redis.from_url(redis_url)
+    """Start reader threads that call snapshot() at once when `go` is set; report fetched_at."""
     cache = AccountCache(
         AlpacaAccountFetcher(
-            *keys, url_override=broker_url, limiter=RateLimiter.in_redis(client, prefix)
+            *readers.keys, url_override=readers.broker_url, limiter=shared.limiter()
         ),
-        RedisAccountStore(client, prefix=prefix, label="test"),
+        RedisAccountStore(redis.Redis.from_url(shared.url), prefix=shared.prefix, label="test"),
         label="test",
-        ttl_seconds=ttl_seconds,
+        ttl_seconds=readers.ttl_seconds,
         wait_timeout_seconds=3.0,
     )
 
@@ -43,7 +53,7 @@ def read_together(
         snapshot = cache.snapshot()
         results.put((snapshot.fetched_at.timestamp(), snapshot.stale))
 
-    workers = [threading.Thread(target=read) for _ in range(threads)]
+    workers = [threading.Thread(target=read) for _ in range(readers.threads)]
     for worker in workers:
         worker.start()
     ready.put(True)
@@ -51,17 +61,12 @@ def read_together(
         worker.join()
 
 
-def call_through_limiter(
-    redis_url: str, prefix: str, url: str, calls: int, per_seconds: float, seconds: float
-) -> None:
-    """Hammer `url` from 4 threads for `seconds`, every request through the shared limiter."""
-    limiter = RateLimiter.in_redis(
-        redis.Redis.from_url(redis_url), prefix, {"alpaca-trading": RateLimit(calls, per_seconds)}
-    )
-    hammer(limiter, url, seconds)
+def call_through_limiter(shared: SharedRedis, url: str, limit: RateLimit, seconds: float) -> None:
+    hammer(shared.limiter({"alpaca-trading": limit}), url, seconds)
 
 
 def hammer(limiter: RateLimiter, url: str, seconds: float, threads: int = 4) -> None:
+    """Call `url` from `threads` threads for `seconds`, every request through the limiter."""
     session = requests.Session()
     limit_session(session, limiter, "alpaca-trading", timeout_seconds=2.0)
     deadline = time.monotonic() + seconds

@@ -60,7 +60,9 @@ def test_high_below_low_is_an_error_naming_symbol_date_and_first_row() -> None:
         ([("2024-03-15", float("nan"), 11, 9, 10)], "null price"),
     ],
 )
-def test_unusable_bars_are_errors(rows: list[tuple[str, float, float, float, float]], rule: str) -> None:
+def test_unusable_bars_are_errors(
+    rows: list[tuple[str, float, float, float, float]], rule: str
+) -> None:
     issues = validate_bars(_daily(rows), Timeframe.DAY1)
     assert any(rule in i.rule and i.severity == Severity.ERROR for i in issues)
 

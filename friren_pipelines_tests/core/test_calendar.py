@@ -16,7 +16,7 @@ def test_2024_has_252_sessions_and_skips_weekends_and_holidays() -> None:
 def test_early_close_after_thanksgiving_has_210_minute_bars() -> None:
     session = dt.date(2024, 11, 29)
     assert calendar.is_early_close(session)
-    open_, close = calendar.session_bounds(session)
+    _, close = calendar.session_bounds(session)
     assert close.tz_convert(calendar.NEW_YORK).hour == 13
     assert len(calendar.bar_starts(session, 1)) == 210
     assert len(calendar.bar_starts(dt.date(2024, 11, 27), 5)) == 78

@@ -5,7 +5,7 @@ agree with published references wherever their conventions allow (differences pr
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,7 @@ from friren_pipelines.core.indicators import (
     LONG_COLUMNS,
     WARMUP_BARS,
     WIDE_COLUMNS,
+    IndicatorRule,
     compute_indicators,
     indicators_for_window,
     to_long,
@@ -160,17 +161,16 @@ def _random(frame: pd.DataFrame) -> np.ndarray:
 )
 @pytest.mark.parametrize("symbol", ["AAPL", "INTC", "YHOO"])
 def test_daily_backfill_in_chunks_in_any_order_equals_full_history_at_every_boundary(
-    shared_data: Path, symbol: str, chunks: object, order: str
+    shared_data: Path, symbol: str, chunks: Callable[[pd.DataFrame], np.ndarray], order: str
 ) -> None:
     frame = daily_bars(shared_data, symbol)
     close = frame["close"].to_numpy()
-    assert callable(chunks)
     windows = windows_at(chunks(frame), len(close))
     assert len(windows) > 8
     if order == "reverse":
         windows.reverse()
     elif order == "shuffled":
-        np.random.default_rng(7).shuffle(windows)  # type: ignore[arg-type]
+        windows = [windows[i] for i in np.random.default_rng(7).permutation(len(windows))]
     assert_same_as_full_history(backfill(close, windows), close)
 
 
@@ -427,7 +427,7 @@ def test_checks_name_symbol_timestamp_indicator_and_value_of_each_broken_rule(
     wide, bars = _window_frames(shared_data, 0, 260)
     wide.loc[100, "rsi_14"] = 101.5
     wide.loc[101, "rsi_9"] = -0.5
-    wide.loc[120, "bb_lower"] = wide.loc[120, "bb_middle"] + 1
+    wide.loc[120, "bb_lower"] = float(wide["bb_middle"].iloc[120]) + 1
     wide.loc[130, "macd"] = pd.NA
     wide.loc[3, "sma_200"] = 99.0
     wide = pd.concat([wide.drop(index=[150]), wide.iloc[[200]]], ignore_index=True)
@@ -435,23 +435,23 @@ def test_checks_name_symbol_timestamp_indicator_and_value_of_each_broken_rule(
     found = {(issue.rule, issue.indicator): issue for issue in issues}
     stamp = bars["timestamp"]
     assert set(found) == {
-        ("RSI values outside [0, 100]", "rsi_14"),
-        ("RSI values outside [0, 100]", "rsi_9"),
-        ("Bollinger bands out of order (bb_lower <= bb_middle <= bb_upper)", "bb_lower"),
-        ("NULL values after warm-up", "macd"),
-        ("values before warm-up", "sma_200"),
-        ("bars without an indicator row", None),
-        ("duplicate indicator rows", None),
+        (IndicatorRule.RSI_OUT_OF_RANGE, "rsi_14"),
+        (IndicatorRule.RSI_OUT_OF_RANGE, "rsi_9"),
+        (IndicatorRule.BANDS_OUT_OF_ORDER, "bb_lower"),
+        (IndicatorRule.NULL_AFTER_WARMUP, "macd"),
+        (IndicatorRule.VALUE_BEFORE_WARMUP, "sma_200"),
+        (IndicatorRule.MISSING_ROW, None),
+        (IndicatorRule.DUPLICATE_ROW, None),
     }
-    rsi = found[("RSI values outside [0, 100]", "rsi_14")]
+    rsi = found[(IndicatorRule.RSI_OUT_OF_RANGE, "rsi_14")]
     assert (rsi.symbol, rsi.count, rsi.timestamp, rsi.value) == ("AAPL", 1, stamp.iloc[100], 101.5)
-    assert found[("NULL values after warm-up", "macd")].timestamp == stamp.iloc[130]
-    assert found[("values before warm-up", "sma_200")].value == 99.0
-    assert found[("bars without an indicator row", None)].timestamp == stamp.iloc[150]
-    assert found[("duplicate indicator rows", None)].timestamp == stamp.iloc[200]
+    assert found[(IndicatorRule.NULL_AFTER_WARMUP, "macd")].timestamp == stamp.iloc[130]
+    assert found[(IndicatorRule.VALUE_BEFORE_WARMUP, "sma_200")].value == 99.0
+    assert found[(IndicatorRule.MISSING_ROW, None)].timestamp == stamp.iloc[150]
+    assert found[(IndicatorRule.DUPLICATE_ROW, None)].timestamp == stamp.iloc[200]
     text = str(rsi)
     assert text.startswith("indicators for AAPL: 1 RSI values outside [0, 100] (first rsi_14=101.5")
-    assert str(found[("NULL values after warm-up", "macd")]).count("macd=NULL") == 1
+    assert str(found[(IndicatorRule.NULL_AFTER_WARMUP, "macd")]).count("macd=NULL") == 1
 
 
 def test_checks_place_the_window_in_the_history_and_flag_rows_without_a_bar(
@@ -460,13 +460,13 @@ def test_checks_place_the_window_in_the_history_and_flag_rows_without_a_bar(
     wide, bars = _window_frames(shared_data, 240, 500)
     # Told the window is the start of the history, its first values look made up.
     misplaced = validate_indicators(wide, bars, {"AAPL": 0})
-    assert {issue.rule for issue in misplaced} == {"values before warm-up"}
+    assert {issue.rule for issue in misplaced} == {IndicatorRule.VALUE_BEFORE_WARMUP}
     assert {issue.indicator for issue in misplaced} == set(INDICATOR_NAMES)
     counts = {issue.indicator: issue.count for issue in misplaced}
     assert counts["sma_200"] == 199 and counts["macd"] == 33
     extra = validate_indicators(wide, bars.iloc[:-1], {"AAPL": 240})
     assert [(issue.rule, issue.timestamp) for issue in extra] == [
-        ("indicator rows without a bar", bars["timestamp"].iloc[-1])
+        (IndicatorRule.ROW_WITHOUT_BAR, bars["timestamp"].iloc[-1])
     ]
     with pytest.raises(ValueError, match="bars_before lacks the history length of AAPL"):
         validate_indicators(wide, bars, {})

@@ -103,7 +103,7 @@ class FakeHttpServer:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout tests)
 
-            do_GET = do_POST = do_DELETE = do_PATCH = do_PUT = _serve
+            do_GET = do_POST = do_DELETE = do_PATCH = do_PUT = _serve  # noqa: N815 (http.server names)
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._server.daemon_threads = True

@@ -17,7 +17,7 @@ from friren_pipelines.sources.base import (
     SourceUnavailableError,
     UnknownSymbolError,
 )
-from friren_pipelines.sources.yahoo import YahooBarSource, request_windows
+from friren_pipelines.sources.yahoo import YahooBarSource, _ChartStatusError, request_windows
 from friren_pipelines_tests.fakes.http import FakeHttpServer, Reply, Request, recorded
 from friren_pipelines_tests.fakes.yahoo import install_yahoo_routes, reset_yfinance, yahoo_session
 
@@ -172,3 +172,12 @@ def test_reply_that_is_not_a_chart_is_a_data_error(yahoo: FakeHttpServer) -> Non
     )
     with pytest.raises(SourceDataError, match=r"QQQ .*not a chart"):
         _source(yahoo).fetch_bars(["QQQ"], Timeframe.DAY1, dt.date(2020, 1, 2), dt.date(2020, 1, 2))
+
+
+def test_default_curl_session_reads_chart_statuses_too(yahoo: FakeHttpServer) -> None:
+    yahoo.route("GET", CHART, Reply(503, b"busy", {"Content-Type": "text/plain"}))
+    source = YahooBarSource(auto_adjust=False)  # yfinance's curl_cffi session, as in production
+    with pytest.raises(_ChartStatusError) as caught:
+        source._session.get(f"{yahoo.url}/v8/finance/chart/AAPL")
+    assert caught.value.status == 503
+    assert source._session.get(f"{yahoo.url}/v1/test/getcrumb").text == "fake-crumb"

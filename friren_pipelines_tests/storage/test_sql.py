@@ -44,7 +44,12 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> SqlStore:
 
 def _slice(symbol: str, day: dt.date) -> Slice:
     start = dt.datetime.combine(day, dt.time(), UTC)
-    return Slice((("symbol", symbol), ("timeframe", "1min")), "timestamp", start, start + dt.timedelta(days=1))
+    return Slice(
+        (("symbol", symbol), ("timeframe", "1min")),
+        "timestamp",
+        start,
+        start + dt.timedelta(days=1),
+    )
 
 
 def test_migrations_apply_once(store: SqlStore) -> None:
@@ -57,8 +62,13 @@ def test_replacing_a_slice_is_idempotent_and_leaves_other_slices_alone(store: Sq
     day = dt.datetime(2024, 3, 15, 13, 30, tzinfo=UTC)
     for _ in range(2):
         with store.transaction() as tx:
-            tx.delete_slices("market_data_bars", [_slice("AAPL", day.date()), _slice("MSFT", day.date())])
-            tx.insert("market_data_bars", pa.concat_tables([_bars("AAPL", [1.0, 2.0, 3.0], day), _bars("MSFT", [5.0], day)]))
+            tx.delete_slices(
+                "market_data_bars", [_slice("AAPL", day.date()), _slice("MSFT", day.date())]
+            )
+            tx.insert(
+                "market_data_bars",
+                pa.concat_tables([_bars("AAPL", [1.0, 2.0, 3.0], day), _bars("MSFT", [5.0], day)]),
+            )
     with store.transaction() as tx:
         tx.delete_slices("market_data_bars", [_slice("AAPL", day.date())])
         tx.insert("market_data_bars", _bars("AAPL", [9.0, 8.0], day))
@@ -81,7 +91,10 @@ def test_a_failed_transaction_stores_nothing(store: SqlStore) -> None:
 
 def test_duplicate_bars_violate_the_unique_key(store: SqlStore) -> None:
     day = dt.datetime(2024, 3, 15, 13, 30, tzinfo=UTC)
-    with pytest.raises(Exception, match="(?i)duplicate|unique|constraint"), store.transaction() as tx:
+    with (
+        pytest.raises(Exception, match=r"(?i)duplicate|unique|constraint"),
+        store.transaction() as tx,
+    ):
         tx.insert("market_data_bars", pa.concat_tables([_bars("AAPL", [1.0], day)] * 2))
 
 
@@ -94,7 +107,9 @@ def test_binary_copy_matches_the_values_exactly(postgres_url: str) -> None:
     store.migrate()
     with store.transaction() as tx:
         tx.insert("market_data_bars", table)
-    stored = [row[0] for row in store.query("SELECT close FROM market_data_bars ORDER BY timestamp")]
+    stored = [
+        row[0] for row in store.query("SELECT close FROM market_data_bars ORDER BY timestamp")
+    ]
     assert stored == closes
 
 

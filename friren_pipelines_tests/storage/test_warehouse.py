@@ -34,10 +34,14 @@ def test_a_write_killed_midway_leaves_the_previous_file_whole(
         warehouse.write("bars_1d", PARTITION, pa.table({"x": [2.0]}))
     monkeypatch.undo()
     assert warehouse.read("bars_1d", PARTITION).column("x").to_pylist() == [1.0]  # type: ignore[union-attr]
-    assert [p.name for p in warehouse.path("bars_1d", PARTITION).parent.iterdir()] == ["data.parquet"]
+    assert [p.name for p in warehouse.path("bars_1d", PARTITION).parent.iterdir()] == [
+        "data.parquet"
+    ]
 
 
 @pytest.mark.parametrize("value", ["../x", "a/b", ".hidden", "A;DROP"])
-def test_partition_values_that_could_escape_the_folder_are_refused(tmp_path: Path, value: str) -> None:
+def test_partition_values_that_could_escape_the_folder_are_refused(
+    tmp_path: Path, value: str
+) -> None:
     with pytest.raises(ValueError, match="unsafe"):
         Warehouse(tmp_path).path("bars_1d", (("symbol", value),))
