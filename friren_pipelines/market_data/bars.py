@@ -143,7 +143,7 @@ def store_bars(
         tx.execute(
             "INSERT INTO symbol_metadata (symbol, timeframe, earliest_bar, latest_bar, total_bars,"
             " last_fetched_at) SELECT symbol, timeframe, min(timestamp), max(timestamp), count(*),"
-            f" %s FROM {BARS_TABLE} WHERE timeframe = %s AND symbol IN (SELECT unnest(%s))"
+            f" %s FROM {BARS_TABLE} WHERE timeframe = %s AND symbol IN (SELECT unnest(%s::text[]))"
             " GROUP BY symbol, timeframe ON CONFLICT (symbol, timeframe) DO UPDATE SET"
             " earliest_bar = excluded.earliest_bar, latest_bar = excluded.latest_bar,"
             " total_bars = excluded.total_bars, last_fetched_at = excluded.last_fetched_at",

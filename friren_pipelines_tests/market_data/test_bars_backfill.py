@@ -1,0 +1,194 @@
+"""End to end: `friren backfill` through a real Dagster instance into Parquet and SQL."""
+
+import csv
+import hashlib
+import io
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from friren_pipelines.cli import main
+from friren_pipelines.storage import warehouse as warehouse_module
+
+
+def friren(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def _parquet_digests(home: Path) -> dict[str, str]:
+    return {
+        str(path.relative_to(home)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(home.rglob("data.parquet"))
+    }
+
+
+def _rows(query: str) -> list[dict[str, str]]:
+    result = friren("sql", query)
+    assert result.exit_code == 0, result.output
+    return list(csv.DictReader(io.StringIO(result.output)))
+
+
+@pytest.fixture
+def on_postgres(
+    friren_env: dict[str, str], postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    monkeypatch.setenv("FRIREN_POSTGRES_URL", postgres_url)
+    return postgres_url
+
+
+def _sql_rows(postgres_url: str) -> list[tuple[object, ...]]:
+    import psycopg
+
+    with psycopg.connect(postgres_url) as conn:
+        return conn.execute(
+            "SELECT symbol, timeframe, timestamp, open, high, low, close, volume, vwap, trade_count"
+            " FROM market_data_bars ORDER BY symbol, timeframe, timestamp"
+        ).fetchall()
+
+
+def test_rerunning_a_backfill_leaves_identical_parquet_and_sql_rows(
+    on_postgres: str, friren_env: dict[str, str]
+) -> None:
+    args = (
+        "backfill",
+        "--symbols",
+        "AAPL,MSFT",
+        "--start",
+        "2024-11-20",
+        "--end",
+        "2024-12-03",
+        "--timeframes",
+        "1d,1min,5min",
+    )
+    first = friren(*args)
+    assert first.exit_code == 0, first.output
+    home = Path(friren_env["FRIREN_HOME"])
+    digests, rows = _parquet_digests(home), _sql_rows(on_postgres)
+    assert friren(*args).exit_code == 0
+    assert _parquet_digests(home) == digests
+    assert _sql_rows(on_postgres) == rows
+    # 1d partitions are years: all of 2024 is stored. Intraday partitions are the three weeks
+    # touched: 14 sessions, Thanksgiving closed and the day after an early close (210 minutes).
+    counts = {
+        r["timeframe"]: int(r["n"])
+        for r in _rows(
+            "select timeframe, count(*) n from (select * from bars_1d union all select * from bars_1min union all select * from bars_5min) group by 1"
+        )
+    }
+    assert counts == {"1d": 2 * 252, "1min": 2 * (13 * 390 + 210), "5min": 2 * (13 * 78 + 42)}
+    assert len(rows) == sum(counts.values())
+
+
+def test_a_run_killed_mid_write_loses_nothing_and_a_rerun_heals_it(
+    on_postgres: str, friren_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    args = (
+        "backfill",
+        "--symbols",
+        "AAPL,MSFT,SPY",
+        "--start",
+        "2023-01-01",
+        "--end",
+        "2024-12-31",
+    )
+    assert friren(*args).exit_code == 0
+    home = Path(friren_env["FRIREN_HOME"])
+    digests, rows = _parquet_digests(home), _sql_rows(on_postgres)
+    for path in home.rglob("data.parquet"):
+        path.unlink()  # lose some files, as after a disk mishap
+
+    real_write = warehouse_module.Warehouse.write
+    calls = {"n": 0}
+
+    def dies_on_third_file(self: warehouse_module.Warehouse, *a: object, **k: object) -> int:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise SystemExit("killed")
+        return real_write(self, *a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(warehouse_module.Warehouse, "write", dies_on_third_file)
+    killed = friren(*args)
+    assert killed.exit_code == 1 and "killed" in killed.output
+    assert _sql_rows(on_postgres) == rows  # the SQL transaction never started
+    assert not list(home.rglob(".data.parquet.*"))
+    monkeypatch.undo()
+    assert friren(*args).exit_code == 0
+    assert _parquet_digests(home) == digests and _sql_rows(on_postgres) == rows
+
+
+def _csv_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    monkeypatch.setenv("FRIREN_SOURCE", "csv")
+    monkeypatch.setenv("FRIREN_CSV_DIR", str(folder))
+    return folder
+
+
+def test_a_csv_export_is_ingested_exactly(
+    friren_env: dict[str, str], shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = _csv_home(tmp_path, monkeypatch)
+    shutil.copy(shared_data / "daily" / "ORCL_1d_2000_yahoo_newest-first.csv", folder)
+    result = friren("backfill", "--symbols", "ORCL", "--start", "2000-01-01", "--end", "2000-12-31")
+    assert result.exit_code == 0, result.output
+    stored = {r["session_date"]: r for r in _rows("select * from bars_1d order by timestamp")}
+    with (shared_data / "daily" / "ORCL_1d_2000_yahoo_newest-first.csv").open() as handle:
+        source = list(csv.DictReader(handle))
+    assert len(stored) == len(source) == 252
+    for line in source:
+        row = stored[line["Date"]]
+        assert [float(row[c]) for c in ("open", "high", "low", "close", "volume")] == [
+            float(line[c]) for c in ("Open", "High", "Low", "Close", "Volume")
+        ]
+
+
+def test_a_csv_with_high_below_low_stores_nothing_and_names_the_row(
+    friren_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = _csv_home(tmp_path, monkeypatch)
+    good = "Date,Open,High,Low,Close,Volume\n2024-03-14,10,11,9,10.5,100\n2024-03-15,10,11,9,10.5,100\n"
+    (folder / "XYZ.csv").write_text(good)
+    assert (
+        friren(
+            "backfill", "--symbols", "XYZ", "--start", "2024-03-01", "--end", "2024-03-31"
+        ).exit_code
+        == 0
+    )
+    (folder / "XYZ.csv").write_text(good.replace("2024-03-15,10,11,9", "2024-03-15,10,8,9"))
+    result = friren("backfill", "--symbols", "XYZ", "--start", "2024-03-01", "--end", "2024-03-31")
+    assert result.exit_code != 0
+    assert "XYZ 2024-03-15" in result.output and "high < low" in result.output
+    assert [r["high"] for r in _rows("select high from bars_1d order by timestamp")] == [
+        "11.0",
+        "11.0",
+    ]
+
+
+def test_an_unknown_symbol_fails_with_a_clear_error(
+    friren_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _csv_home(tmp_path, monkeypatch)
+    result = friren("backfill", "--symbols", "NOPE", "--start", "2024-03-01", "--end", "2024-03-31")
+    assert result.exit_code != 0 and "NOPE" in result.output
+
+
+@pytest.mark.parametrize("symbol", ["../x", "A;DROP TABLE", "a|b"])
+def test_symbols_that_are_not_tickers_never_reach_storage(
+    friren_env: dict[str, str], symbol: str
+) -> None:
+    result = friren("backfill", "--symbols", symbol, "--start", "2024-03-01", "--end", "2024-03-31")
+    assert result.exit_code == 2 and "invalid symbol" in result.output
+    assert friren("symbols", "add", symbol).exit_code == 2
+    assert not Path(friren_env["FRIREN_HOME"]).exists()
+
+
+def test_symbols_are_managed_from_the_cli(friren_env: dict[str, str]) -> None:
+    assert friren("symbols", "add", "aapl", "brk.b", "--watchlist").exit_code == 0
+    assert friren("symbols", "remove", "BRK.B", "--watchlist-only").exit_code == 0
+    assert friren("symbols", "list").output.splitlines() == [
+        "symbol,universe,watchlist",
+        "AAPL,True,True",
+        "BRK.B,True,False",
+    ]
