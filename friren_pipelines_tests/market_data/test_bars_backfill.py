@@ -113,7 +113,7 @@ def test_a_run_killed_mid_write_loses_nothing_and_a_rerun_heals_it(
     assert killed.exit_code == 1 and "killed" in killed.output
     assert _sql_rows(on_postgres) == rows  # the SQL transaction never started
     assert not list(home.rglob(".data.parquet.*"))
-    monkeypatch.undo()
+    monkeypatch.setattr(warehouse_module.Warehouse, "write", real_write)
     assert friren(*args).exit_code == 0
     assert _parquet_digests(home) == digests and _sql_rows(on_postgres) == rows
 
