@@ -17,15 +17,13 @@ from friren_pipelines.sources.base import BarSource
 from friren_pipelines.storage.sql import SqlStore, open_sql_store
 from friren_pipelines.storage.warehouse import Warehouse
 
-_MIGRATED: set[str] = set()
-
-
 class StorageResource(dg.ConfigurableResource):
     """The warehouse (Parquet under `home`) and the SQL store (Postgres if `postgres_url`, else
-    the embedded DuckDB file under `home`). The schema is migrated on first use per process."""
+    the embedded DuckDB file under `home`). The schema is migrated on first use by each run."""
 
     home: str
     postgres_url: str | None = None
+    _store: SqlStore | None = PrivateAttr(default=None)
 
     @property
     def warehouse(self) -> Warehouse:
@@ -33,13 +31,10 @@ class StorageResource(dg.ConfigurableResource):
 
     @property
     def sql(self) -> SqlStore:
-        embedded = Path(self.home) / "friren.duckdb"
-        store = open_sql_store(self.postgres_url, embedded)
-        identity = self.postgres_url or str(embedded)
-        if identity not in _MIGRATED:
-            store.migrate()
-            _MIGRATED.add(identity)
-        return store
+        if self._store is None:
+            self._store = open_sql_store(self.postgres_url, Path(self.home) / "friren.duckdb")
+            self._store.migrate()
+        return self._store
 
     @property
     def sql_kind(self) -> str:

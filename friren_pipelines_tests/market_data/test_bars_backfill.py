@@ -114,7 +114,8 @@ def test_a_run_killed_mid_write_loses_nothing_and_a_rerun_heals_it(
     assert _sql_rows(on_postgres) == rows  # the SQL transaction never started
     assert not list(home.rglob(".data.parquet.*"))
     monkeypatch.setattr(warehouse_module.Warehouse, "write", real_write)
-    assert friren(*args).exit_code == 0
+    healed = friren(*args)
+    assert healed.exit_code == 0, healed.output
     assert _parquet_digests(home) == digests and _sql_rows(on_postgres) == rows
 
 
