@@ -11,6 +11,7 @@ import datetime as dt
 import os
 import sys
 from collections.abc import Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -74,6 +75,13 @@ def main() -> None:
     """friren-pipelines: market data and portfolio history, durable and queryable."""
 
 
+def _register_domain_commands() -> None:
+    from friren_pipelines.portfolio.cli import COMMANDS as PORTFOLIO_COMMANDS
+
+    for command in PORTFOLIO_COMMANDS:
+        main.add_command(command)
+
+
 @main.group()
 def symbols() -> None:
     """Manage the daily universe and the intraday watchlist (Dagster dynamic partitions)."""
@@ -126,7 +134,6 @@ def run_backfill(
     """Register the symbols, plan the runs, execute them with a progress bar; returns run ids."""
     from tqdm import tqdm
 
-    from friren_pipelines.definitions import timeframe_assets
     from friren_pipelines.market_data.backfill import (
         BackfillError,
         execute,
@@ -134,6 +141,7 @@ def run_backfill(
         register,
         symbol_set,
     )
+    from friren_pipelines.market_data.pipeline import timeframe_assets
     from friren_pipelines.resources import resources_from_settings
 
     resources = resources_from_settings(_settings())
@@ -180,6 +188,11 @@ def backfill(symbol_list: str, start: str, end: str, timeframes: str) -> None:
     click.echo(f"{len(run_ids)} runs succeeded: {', '.join(run_ids)}")
 
 
+def _plain(value: object) -> object:
+    """Decimals in positional notation (0.000000, not 0E-6), everything else as Python prints it."""
+    return format(value, "f") if isinstance(value, Decimal) else value
+
+
 @main.command()
 @click.argument("query")
 def sql(query: str) -> None:
@@ -194,7 +207,7 @@ def sql(query: str) -> None:
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow([column[0] for column in cursor.description or []])
     while rows := cursor.fetchmany(10_000):
-        writer.writerows(rows)
+        writer.writerows([[_plain(value) for value in row] for row in rows])
 
 
 @main.command()
@@ -202,7 +215,9 @@ def demo() -> None:
     """The main job on the embedded default: default universe, recent history, every asset."""
     from friren_pipelines.core import calendar
     from friren_pipelines.core.bars import Timeframe
-    from friren_pipelines.market_data.backfill import default_symbols, register
+    from friren_pipelines.market_data.backfill import BackfillError, default_symbols, register
+    from friren_pipelines.portfolio.defs import materialize_portfolio, portfolio_resources
+    from friren_pipelines.resources import resources_from_settings
 
     settings = _settings()
     instance = _instance()
@@ -214,6 +229,12 @@ def demo() -> None:
     click.echo(f"source: {settings.source}; warehouse: {settings.home}")
     run_backfill(universe, dt.date(today.year - 1, 1, 1), today, [Timeframe.DAY1])
     run_backfill(watchlist, recent[-10], recent[-1], [Timeframe.MIN1, Timeframe.MIN5])
+    click.echo("portfolio of the demo account ...", err=True)
+    resources = {**resources_from_settings(settings), **portfolio_resources(settings)}
+    try:
+        materialize_portfolio(instance, resources, dt.date(today.year - 1, 1, 1), today)
+    except BackfillError as error:
+        raise click.ClickException(str(error)) from None
     sql_store = (
         "Postgres (FRIREN_POSTGRES_URL)" if settings.postgres_url else settings.embedded_sql_path
     )
@@ -223,3 +244,6 @@ def demo() -> None:
         f"Open UI: DAGSTER_HOME={os.environ['DAGSTER_HOME']} .venv/bin/dagster dev "
         "-w workspace.yaml  (then http://127.0.0.1:3000)"
     )
+
+
+_register_domain_commands()

@@ -1,0 +1,172 @@
+"""Backfill throughput: the synthetic target universe through Dagster into Parquet + Postgres,
+against a raw floor that writes the same rows with plain pyarrow + COPY in the same process.
+
+    .venv/bin/python -m bench.backfill            # 500 symbols x 2 years daily; 50 x 20 days of 1min
+    .venv/bin/python -m bench.backfill --quick    # 50 x 2 years daily; 10 x 5 days of 1min
+
+Needs PostgreSQL (FRIREN_BENCH_POSTGRES_URL, default the local server); uses two scratch
+databases and a scratch folder, all removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+ADMIN_URL = os.environ.get(
+    "FRIREN_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    timeframe: str
+    symbols: int
+    start: dt.date
+    end: dt.date
+
+
+def cases(quick: bool) -> list[Case]:
+    daily_symbols, minute_symbols = (50, 10) if quick else (500, 50)
+    minute_end = dt.date(2025, 3, 7) if quick else dt.date(2025, 3, 28)
+    return [
+        Case(
+            f"1d: {daily_symbols} symbols x 2 years",
+            "1d",
+            daily_symbols,
+            dt.date(2024, 1, 1),
+            dt.date(2025, 12, 31),
+        ),
+        Case(
+            f"1min: {minute_symbols} symbols x sessions {dt.date(2025, 3, 3)}..{minute_end}",
+            "1min",
+            minute_symbols,
+            dt.date(2025, 3, 3),
+            minute_end,
+        ),
+    ]
+
+
+@contextmanager
+def scratch_database() -> Iterator[str]:
+    name = f"friren_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def through_dagster(
+    case: Case, symbols: list[str], home: Path, postgres_url: str
+) -> tuple[float, int, int]:
+    """Seconds, rows and Parquet bytes of `friren backfill`'s own path (plan + in-process runs)."""
+    import dagster as dg
+
+    from friren_pipelines.config import load_settings
+    from friren_pipelines.core.bars import Timeframe
+    from friren_pipelines.market_data.backfill import execute, plan, register, symbol_set
+    from friren_pipelines.market_data.pipeline import timeframe_assets
+    from friren_pipelines.resources import resources_from_settings
+
+    os.environ.update(
+        {
+            "FRIREN_HOME": str(home),
+            "FRIREN_POSTGRES_URL": postgres_url,
+            "FRIREN_SOURCE": "synthetic",
+        }
+    )
+    timeframe = Timeframe.parse(case.timeframe)
+    resources = resources_from_settings(load_settings())
+    (home / ".dagster").mkdir()
+    with dg.instance_for_test(temp_dir=str(home / ".dagster")) as instance:
+        register(instance, symbol_set(timeframe).name or "", symbols)
+        runs = plan(instance, timeframe, symbols, case.start, case.end)
+        started = time.perf_counter()
+        execute(instance, resources, runs, timeframe_assets)
+        seconds = time.perf_counter() - started
+    rows = psycopg.connect(postgres_url).execute("SELECT count(*) FROM market_data_bars").fetchone()
+    files = list((home / f"bars_{timeframe.value}").rglob("data.parquet"))
+    return seconds, int(rows[0]) if rows else 0, sum(f.stat().st_size for f in files)
+
+
+def raw_floor(case: Case, symbols: list[str], home: Path, postgres_url: str) -> float:
+    """Seconds to write the same rows, already in memory, as the same files and the same table."""
+    import pyarrow.parquet as pq
+
+    from friren_pipelines.core.bars import Timeframe, to_arrow
+    from friren_pipelines.market_data.bars import split_by_partition
+    from friren_pipelines.market_data.partitions import parse_partition, periods_between
+    from friren_pipelines.sources.synthetic import SyntheticBarSource
+    from friren_pipelines.storage import pg_copy
+    from friren_pipelines.storage.sql import PostgresStore
+
+    timeframe = Timeframe.parse(case.timeframe)
+    PostgresStore(postgres_url).migrate()
+    periods = periods_between(timeframe, case.start, case.end)
+    partitions = [parse_partition(timeframe, f"{s}|{p}") for s in symbols for p in periods]
+    bars = SyntheticBarSource().fetch_bars(
+        symbols,
+        timeframe,
+        partitions[0].first,
+        min(max(p.last for p in partitions), dt.date.today()),
+    )
+    pieces = [(p, to_arrow(rows)) for p, rows in split_by_partition(bars, timeframe, partitions)]
+    table = to_arrow(bars)
+    started = time.perf_counter()
+    for partition, piece in pieces:
+        target = (
+            home
+            / "floor"
+            / "/".join(f"{k}={v}" for k, v in partition.path(timeframe))
+            / "data.parquet"
+        )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(piece, target, compression="zstd")
+    with psycopg.connect(postgres_url) as conn, conn.cursor() as cursor:
+        columns = ", ".join(table.column_names)
+        with cursor.copy(f"COPY market_data_bars ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.write(pg_copy.encode(table))
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a small smoke run")
+    quick = parser.parse_args().quick
+    print(
+        f"{'case':<48} {'rows':>9} {'dagster s':>9} {'rows/s':>9} {'floor s':>8} {'floor rows/s':>12} {'ratio':>6} {'B/bar':>6}"
+    )
+    for case in cases(quick):
+        symbols = [f"S{i:03d}" for i in range(case.symbols)]
+        with (
+            tempfile.TemporaryDirectory() as folder,
+            scratch_database() as dagster_db,
+            scratch_database() as floor_db,
+        ):
+            home = Path(folder)
+            seconds, rows, parquet_bytes = through_dagster(case, symbols, home, dagster_db)
+            floor = raw_floor(case, symbols, home, floor_db)
+        print(
+            f"{case.name:<48} {rows:>9} {seconds:>9.2f} {rows / seconds:>9.0f} {floor:>8.2f} "
+            f"{rows / floor:>12.0f} {seconds / floor:>5.1f}x {parquet_bytes / rows:>6.1f}",
+            flush=True,
+        )
+    print("goal: ratio <= 3x (Dagster's path over the raw floor)")
+
+
+if __name__ == "__main__":
+    main()

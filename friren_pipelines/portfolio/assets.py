@@ -1,0 +1,320 @@
+"""Portfolio assets: fills and snapshots synced from the broker per trading date; positions,
+their events, realized lots, performance and compliance recomputed from the whole ledger.
+
+Partitioning. `fills` and `portfolio_snapshots` hold dated data and are partitioned by XNYS
+session (`SESSIONS`: weekdays minus exchange holidays), so a sync or a backfill touches only its
+dates and a range runs as one (`BackfillPolicy.single_run`). The other assets are functions of
+ALL stored fills (lots opened years ago close today), so they are unpartitioned and recomputed
+whole: matching a ledger of 100,000 fills takes about a second, far less than keeping per-date
+state consistent. The broker's account is a column (`account`), not a partition dimension:
+fills imported with `friren fills import --account` live beside the broker's.
+"""
+
+import datetime as dt
+import warnings
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+from friren_pipelines.core import calendar
+from friren_pipelines.core.lots import position_events, positions_from_fills
+from friren_pipelines.core.performance import drawdowns
+from friren_pipelines.market_data.metadata import picture, preview
+from friren_pipelines.portfolio import charts, rows, store
+from friren_pipelines.portfolio.resources import BrokerResource, LedgerResource
+from friren_pipelines.portfolio.tables import (
+    COMPLIANCE,
+    FILLS,
+    PERFORMANCE,
+    PORTFOLIO_SNAPSHOTS,
+    POSITION_EVENTS,
+    POSITIONS,
+    REALIZED_LOTS,
+    Table,
+)
+from friren_pipelines.resources import StorageResource
+
+PORTFOLIO_HISTORY_START = dt.date(2015, 1, 2)
+SESSIONS = dg.TimeWindowPartitionsDefinition(
+    cron_schedule="0 0 * * 1-5",
+    start=PORTFOLIO_HISTORY_START.isoformat(),
+    fmt="%Y-%m-%d",
+    timezone=calendar.NEW_YORK,
+    end_offset=1,  # today's session is a partition while it trades
+    exclusions=[
+        dt.datetime.combine(day, dt.time())
+        for day in calendar.non_session_weekdays(PORTFOLIO_HISTORY_START, calendar.calendar_end())
+    ],
+)
+GROUP = "portfolio"
+OWNERS = ["team:trading-desk"]
+
+
+def _asset_kwargs(table: Table, description: str) -> dict[str, Any]:
+    return {
+        "name": table.name,
+        "group_name": GROUP,
+        "owners": OWNERS,
+        "kinds": {"parquet", "postgres"},
+        "description": description,
+        "metadata": {"dagster/column_schema": table.column_schema},
+    }
+
+
+def _dates(context: dg.AssetExecutionContext) -> tuple[dt.date, dt.date]:
+    days = sorted(dt.date.fromisoformat(key) for key in context.partition_keys)
+    return days[0], days[-1]
+
+
+def _table_metadata(table: Table, found: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    frame = table.to_arrow(found).to_pandas() if found else pd.DataFrame()
+    return {"dagster/row_count": len(found), "preview": preview(frame)}
+
+
+with warnings.catch_warnings():
+    # Dagster 1.13 marks `backfill_policy` beta; single-run backfills are what we want.
+    warnings.simplefilter("ignore", dg.BetaWarning)
+
+    @dg.asset(
+        **_asset_kwargs(
+            FILLS,
+            "Every execution of the account: order id, execution id, strategy, fees, trade "
+            "and settlement dates. A partition is one XNYS session; its sync replaces that "
+            "date's broker fills. Fills imported by `friren fills import` are added by exec_id "
+            "(re-importing adds nothing).",
+        ),
+        partitions_def=SESSIONS,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+    )
+    def fills(
+        context: dg.AssetExecutionContext, storage: StorageResource, broker: BrokerResource
+    ) -> dg.MaterializeResult:
+        first, last = _dates(context)
+        source = broker.open()
+        found = source.fills(first, last)
+        written = store.replace_broker_fills(
+            storage, account=source.account, source=source.kind, first=first, last=last, fills=found
+        )
+        context.log.info(f"{len(found)} {source.kind} fills for {first}..{last}")
+        shown = [rows.fill_row(fill, source.kind) for fill in found]
+        return dg.MaterializeResult(
+            metadata={
+                **_table_metadata(FILLS, shown),
+                "broker": source.kind,
+                "account": source.account,
+                "new_fills": written.added,
+                "first_session": first.isoformat(),
+                "last_session": last.isoformat(),
+            }
+        )
+
+    @dg.asset(
+        **_asset_kwargs(
+            PORTFOLIO_SNAPSHOTS,
+            "Session-close equity, cash, buying power, long and short market value and day "
+            "P&L. History from the broker (Alpaca: portfolio-history endpoint), today's "
+            "session from the live account.",
+        ),
+        partitions_def=SESSIONS,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+    )
+    def portfolio_snapshots(
+        context: dg.AssetExecutionContext, storage: StorageResource, broker: BrokerResource
+    ) -> dg.MaterializeResult:
+        first, last = _dates(context)
+        source = broker.open()
+        values = source.account_values(first, last)
+        now = dt.datetime.now(dt.UTC)
+        new = rows.snapshot_rows(source.account, values, now)
+        store.replace_snapshots(storage, source.account, first, last, new)
+        stored = store.select(storage, PORTFOLIO_SNAPSHOTS, "account = %s", [source.account])
+        metadata = {**_table_metadata(PORTFOLIO_SNAPSHOTS, new), "account": source.account}
+        equity, initial = rows.equity_series(stored)
+        if initial is not None and initial > 0:
+            png = charts.equity_curve_png(
+                equity, drawdowns(equity, initial), f"{source.account}: equity and drawdown"
+            )
+            metadata["equity_curve"] = picture(png, "equity curve with drawdown")
+        return dg.MaterializeResult(metadata=metadata)
+
+
+def _broker_accounts(storage: StorageResource, kind: str) -> dict[str, dt.date]:
+    """Accounts a sync of this broker kind stored fills for, with their last synced trade date."""
+    found = storage.sql.query(
+        "SELECT account, max(trade_date) FROM fills WHERE source = %s GROUP BY account", [kind]
+    )
+    return dict(found)
+
+
+@dg.asset(
+    **_asset_kwargs(
+        POSITIONS,
+        "Net position per account and symbol: the broker's positions for the account it "
+        "syncs (source broker), rebuilt from the fills for imported accounts (source ledger). "
+        "The blocking check `positions_reconciled` compares the broker's with the ledger's.",
+    ),
+    deps=[fills],
+)
+def positions(
+    context: dg.AssetExecutionContext, storage: StorageResource, broker: BrokerResource
+) -> dg.MaterializeResult:
+    now = dt.datetime.now(dt.UTC)
+    ledger = rows.by_account(store.read_fills(storage))
+    new: list[dict[str, Any]] = []
+    synced = _broker_accounts(storage, broker.kind)
+    for account, account_fills in ledger.items():
+        held = broker.open().positions(synced[account]) if account in synced else None
+        if held is None:
+            new += rows.position_rows(account, positions_from_fills(account_fills), "ledger", now)
+        else:
+            new += rows.position_rows(account, held, "broker", now)
+    count = store.replace_table(storage, POSITIONS, new, ("account", "symbol"))
+    context.log.info(f"{count} positions in {len(ledger)} accounts")
+    return dg.MaterializeResult(metadata=_table_metadata(POSITIONS, new))
+
+
+@dg.asset_check(
+    asset=positions,
+    name="positions_reconciled",
+    blocking=True,
+    description=(
+        "Positions rebuilt from the fills ledger equal the broker's (signed quantity per "
+        "symbol). A mismatch names each symbol with both quantities. Blocking: events are not "
+        "recorded from positions the ledger cannot explain."
+    ),
+)
+def positions_reconciled(storage: StorageResource) -> dg.AssetCheckResult:
+    stored = store.select(storage, POSITIONS, "source = %s", ["broker"])
+    at_broker = rows.positions_from_rows(stored)
+    accounts = sorted({row["account"] for row in stored} | set(at_broker))
+    ledger = rows.by_account(store.read_fills(storage))
+    problems = []
+    for account in accounts:
+        rebuilt = positions_from_fills(ledger.get(account, []))
+        problems += [
+            f"{account} {problem}"
+            for problem in rows.reconciliation_mismatches(rebuilt, at_broker.get(account, {}))
+        ]
+    return dg.AssetCheckResult(
+        passed=not problems,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description="; ".join(problems) or f"ledger matches the broker ({len(stored)} positions)",
+        metadata={"accounts_checked": len(accounts), "mismatched_symbols": len(problems)},
+    )
+
+
+@dg.asset(
+    **_asset_kwargs(
+        POSITION_EVENTS,
+        "Append-only lifecycle of each position: open, increase, decrease, close and flip, "
+        "from comparing each positions sync with the state after the previous events.",
+    ),
+    deps=[positions],
+)
+def position_events_asset(
+    context: dg.AssetExecutionContext, storage: StorageResource
+) -> dg.MaterializeResult:
+    previous = rows.positions_from_rows(store.latest_event_state(storage))
+    stored = store.select(storage, POSITIONS)
+    current = rows.positions_from_rows(stored)
+    synced_at = max((row["synced_at"] for row in stored), default=dt.datetime.now(dt.UTC))
+    new = []
+    for account in sorted(set(previous) | set(current)):
+        events = position_events(previous.get(account, {}), current.get(account, {}))
+        new += rows.event_rows(account, events, synced_at)
+    total = store.append_events(storage, new)
+    context.log.info(f"{len(new)} new position events ({total} in all)")
+    return dg.MaterializeResult(
+        metadata={**_table_metadata(POSITION_EVENTS, new), "events_in_all": total}
+    )
+
+
+@dg.asset(
+    **_asset_kwargs(
+        REALIZED_LOTS,
+        "Closed lots with realized P&L net of fees, from ALL stored fills: FIFO by default, "
+        "average cost with FRIREN_LOT_METHOD=average. Books per account, symbol and strategy; "
+        "partial fills give partial lots; a fill past flat flips. Replaced whole on each run.",
+    ),
+    deps=[fills],
+)
+def realized_lots(
+    context: dg.AssetExecutionContext, storage: StorageResource, ledger: LedgerResource
+) -> dg.MaterializeResult:
+    new = rows.realized_lot_rows(store.read_fills(storage), ledger.method)
+    store.replace_table(
+        storage, REALIZED_LOTS, new, ("account", "close_time", "symbol", "open_time")
+    )
+    pnl: dict[str, Decimal] = {}
+    for lot in new:
+        pnl[str(lot["symbol"])] = pnl.get(str(lot["symbol"]), Decimal(0)) + Decimal(
+            str(lot["realized_pnl"])
+        )
+    metadata = {
+        **_table_metadata(REALIZED_LOTS, new),
+        "lot_method": ledger.method,
+        "realized_pnl_usd": float(sum(pnl.values(), Decimal(0))),
+    }
+    if pnl:
+        png = charts.pnl_by_symbol_png(pnl, f"realized P&L by symbol ({ledger.method})")
+        metadata["pnl_by_symbol"] = picture(png, "realized P&L by symbol")
+    context.log.info(f"{len(new)} closed lots")
+    return dg.MaterializeResult(metadata=metadata)
+
+
+@dg.asset(
+    **_asset_kwargs(
+        PERFORMANCE,
+        "Per account: the whole account, each day, each symbol and each strategy: realized and "
+        "unrealized P&L, total return, Sharpe and Sortino (daily returns, ddof 1, √252, "
+        "risk-free FRIREN_RISK_FREE_RATE compounded per session), max drawdown from a running "
+        "peak starting at initial capital, Calmar, win rate, profit factor, average win/loss. "
+        "Definitions: friren_pipelines/core/performance.py.",
+    ),
+    deps=[realized_lots, portfolio_snapshots],
+)
+def performance(
+    context: dg.AssetExecutionContext, storage: StorageResource, ledger: LedgerResource
+) -> dg.MaterializeResult:
+    accounts = rows.by_account(store.read_fills(storage))
+    symbols = {fill.symbol for account_fills in accounts.values() for fill in account_fills}
+    marks = store.daily_closes(storage, symbols)
+    new = []
+    for account, account_fills in accounts.items():
+        snapshots = store.select(storage, PORTFOLIO_SNAPSHOTS, "account = %s", [account])
+        new += rows.performance_table_rows(
+            account,
+            fills=account_fills,
+            method=ledger.method,
+            snapshots=snapshots,
+            marks=marks,
+            annual_risk_free=ledger.annual_risk_free_rate,
+        )
+    store.replace_table(storage, PERFORMANCE, new, ("account", "scope", "key"))
+    context.log.info(f"{len(new)} performance rows")
+    return dg.MaterializeResult(metadata=_table_metadata(PERFORMANCE, new))
+
+
+@dg.asset(
+    **_asset_kwargs(
+        COMPLIANCE,
+        "Per account: trades, fills and day trades per trade date and per ISO week; on day "
+        "rows the pattern-day-trader test over the last 5 sessions under the rule set in force "
+        "that date. Settlement dates are on each fill (`fills.settlement_date`).",
+    ),
+    deps=[fills],
+)
+def compliance(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
+    new = []
+    for account, account_fills in rows.by_account(store.read_fills(storage)).items():
+        new += rows.compliance_rows(account, account_fills)
+    store.replace_table(storage, COMPLIANCE, new, ("account", "start", "period"))
+    context.log.info(f"{len(new)} compliance rows")
+    return dg.MaterializeResult(metadata=_table_metadata(COMPLIANCE, new))
+
+
+BROKER_SYNC_ASSETS = [fills, portfolio_snapshots]
+LEDGER_ASSETS = [positions, position_events_asset, realized_lots, performance, compliance]
