@@ -17,6 +17,7 @@ from friren_pipelines.sources.base import BarSource
 from friren_pipelines.storage.sql import SqlStore, open_sql_store
 from friren_pipelines.storage.warehouse import Warehouse
 
+
 class StorageResource(dg.ConfigurableResource):
     """The warehouse (Parquet under `home`) and the SQL store (Postgres if `postgres_url`, else
     the embedded DuckDB file under `home`). The schema is migrated on first use by each run."""
