@@ -76,9 +76,10 @@ def main() -> None:
 
 
 def _register_domain_commands() -> None:
+    from friren_pipelines.account.cli import account
     from friren_pipelines.portfolio.cli import COMMANDS as PORTFOLIO_COMMANDS
 
-    for command in PORTFOLIO_COMMANDS:
+    for command in [*PORTFOLIO_COMMANDS, account]:
         main.add_command(command)
 
 

@@ -10,11 +10,14 @@ The broker's own view wins when it is stricter: `observe()` reads `X-Ratelimit-R
 `X-Ratelimit-Reset` (Unix epoch seconds) from each answer, and a 429 blocks the bucket for
 `Retry-After` seconds (else until the reset, else `default_backoff_seconds`).
 
-Use it around any broker call:
+A call is counted from the moment it takes its slot; leaving the `with` block counts it again
+from the moment it completed instead, so a request delayed on its way to the broker (a slow
+connect, a busy network) cannot make two calls look closer than they were: the window the broker
+measures then never holds more calls than the limiter let through. Use it around any broker call:
 
     limiter = shared_rate_limiter()
-    limiter.acquire("alpaca-trading", max_wait_seconds=2.0)
-    response = ...
+    with limiter.acquire("alpaca-trading", max_wait_seconds=2.0):
+        response = ...
     limiter.observe("alpaca-trading", response.headers, response.status_code)
 
 or, for a `requests` session (what alpaca-py uses), once: `limit_session(session, limiter, bucket)`.
@@ -28,7 +31,6 @@ import functools
 import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
@@ -78,8 +80,12 @@ class RateLimitedError(RuntimeError):
 
 
 class _Backend(Protocol):
-    def try_take(self, bucket: str, limit: RateLimit) -> tuple[float, int]:
-        """(0, 0) when a call was let through, else (seconds to wait, why)."""
+    def try_take(self, bucket: str, limit: RateLimit, slot_id: str) -> tuple[float, int]:
+        """(0, 0) when the call `slot_id` was let through, else (seconds to wait, why)."""
+        ...
+
+    def complete(self, bucket: str, slot_id: str) -> None:
+        """Count the call from now (its completion) rather than from when it took its slot."""
         ...
 
     def record(
@@ -108,9 +114,15 @@ if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then
   return {math.max(1, tonumber(oldest[2]) + window - now), 1}
 end
 redis.call('ZADD', KEYS[1], now, ARGV[3])
-redis.call('PEXPIRE', KEYS[1], window + 1000)
+redis.call('PEXPIRE', KEYS[1], window + 60000)
 if quota_live then redis.call('HINCRBY', KEYS[3], 'remaining', -1) end
 return {0, 0}
+"""
+
+_COMPLETE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return redis.call('ZADD', KEYS[1], 'XX', now, ARGV[1])
 """
 
 _RECORD = """
@@ -135,20 +147,23 @@ class _RedisBackend:
         self._prefix = prefix
         self._take = client.register_script(_TAKE)
         self._record = client.register_script(_RECORD)
+        self._complete = client.register_script(_COMPLETE)
 
     def _keys(self, bucket: str) -> list[str]:
         base = f"{self._prefix}ratelimit:{bucket}:"
         return [base + "window", base + "blocked", base + "quota"]
 
-    def try_take(self, bucket: str, limit: RateLimit) -> tuple[float, int]:
+    def try_take(self, bucket: str, limit: RateLimit, slot_id: str) -> tuple[float, int]:
         wait_ms, why = cast(
             list,
             self._take(
-                keys=self._keys(bucket),
-                args=[limit.calls, int(limit.per_seconds * 1000), uuid.uuid4().hex],
+                keys=self._keys(bucket), args=[limit.calls, int(limit.per_seconds * 1000), slot_id]
             ),
         )
         return int(wait_ms) / 1000, int(why)
+
+    def complete(self, bucket: str, slot_id: str) -> None:
+        self._complete(keys=self._keys(bucket)[:1], args=[slot_id])
 
     def record(
         self,
@@ -174,11 +189,11 @@ class _MemoryBackend:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._calls: dict[str, deque[float]] = {}
+        self._calls: dict[str, dict[str, float]] = {}  # bucket -> slot id -> counted from
         self._blocked_until: dict[str, float] = {}
         self._quota: dict[str, tuple[int, float]] = {}
 
-    def try_take(self, bucket: str, limit: RateLimit) -> tuple[float, int]:
+    def try_take(self, bucket: str, limit: RateLimit, slot_id: str) -> tuple[float, int]:
         with self._lock:
             now = time.time()
             blocked = self._blocked_until.get(bucket, 0.0)
@@ -188,15 +203,21 @@ class _MemoryBackend:
             quota_live = quota is not None and quota[1] > now
             if quota is not None and quota_live and quota[0] <= 0:
                 return quota[1] - now, BROKER_QUOTA_SPENT
-            calls = self._calls.setdefault(bucket, deque())
-            while calls and calls[0] <= now - limit.per_seconds:
-                calls.popleft()
+            calls = self._calls.setdefault(bucket, {})
+            for expired in [k for k, t in calls.items() if t <= now - limit.per_seconds]:
+                del calls[expired]
             if len(calls) >= limit.calls:
-                return max(0.001, calls[0] + limit.per_seconds - now), WINDOW_FULL
-            calls.append(now)
+                return max(0.001, min(calls.values()) + limit.per_seconds - now), WINDOW_FULL
+            calls[slot_id] = now
             if quota is not None and quota_live:
                 self._quota[bucket] = (quota[0] - 1, quota[1])
             return 0.0, 0
+
+    def complete(self, bucket: str, slot_id: str) -> None:
+        with self._lock:
+            calls = self._calls.get(bucket, {})
+            if slot_id in calls:
+                calls[slot_id] = time.time()
 
     def record(
         self,
@@ -229,6 +250,22 @@ def _number(text: str | None) -> float | None:
         return None  # e.g. Retry-After as an HTTP date: fall back to the reset or the default
 
 
+@dataclass
+class Slot:
+    """A call let through by the limiter; as a context manager, counted from its completion."""
+
+    limiter: RateLimiter
+    bucket: str
+    slot_id: str
+    waited_seconds: float
+
+    def __enter__(self) -> Slot:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.limiter._backend.complete(self.bucket, self.slot_id)
+
+
 class RateLimiter:
     """Lets broker calls through at most at the configured rate, in every process together."""
 
@@ -259,19 +296,20 @@ class RateLimiter:
             known = ", ".join(sorted(self.limits))
             raise ValueError(f"unknown rate-limit bucket {bucket!r}; known: {known}") from None
 
-    def acquire(self, bucket: str, *, max_wait_seconds: float | None = None) -> float:
-        """Wait for a slot in `bucket` and take it; returns the seconds waited.
+    def acquire(self, bucket: str, *, max_wait_seconds: float | None = None) -> Slot:
+        """Wait for a slot in `bucket` and take it (use the returned `Slot` in a `with` block).
 
         Raises `RateLimitedError` at once when the wait would exceed `max_wait_seconds`
         (None: wait as long as needed).
         """
         limit = self._limit(bucket)
+        slot_id = uuid.uuid4().hex
         started = time.monotonic()
         while True:
-            wait, why = self._backend.try_take(bucket, limit)
+            wait, why = self._backend.try_take(bucket, limit, slot_id)
             waited = time.monotonic() - started
             if wait <= 0:
-                return waited
+                return Slot(self, bucket, slot_id, waited)
             if max_wait_seconds is not None and waited + wait > max_wait_seconds:
                 raise RateLimitedError(bucket, wait, why, max_wait_seconds)
             time.sleep(wait)
@@ -315,8 +353,8 @@ class RateLimitedAdapter(HTTPAdapter):
     ) -> requests.Response:
         if kwargs.get("timeout") is None:  # alpaca-py passes none: a hung broker would hang us
             kwargs["timeout"] = self._timeout
-        self._limiter.acquire(self._bucket, max_wait_seconds=self._max_wait)
-        response = super().send(request, *args, **kwargs)
+        with self._limiter.acquire(self._bucket, max_wait_seconds=self._max_wait):
+            response = super().send(request, *args, **kwargs)
         self._limiter.observe(self._bucket, response.headers, response.status_code)
         return response
 

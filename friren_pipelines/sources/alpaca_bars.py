@@ -34,8 +34,8 @@ from alpaca.data.historical.stock import StockHistoricalDataClient
 from alpaca.data.models.bars import BarSet
 from alpaca.data.requests import StockBarsRequest
 from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
-from requests.adapters import HTTPAdapter
 
+from friren_pipelines.account.rate_limit import limit_session, shared_rate_limiter
 from friren_pipelines.core import calendar
 from friren_pipelines.core.bars import Timeframe, conform, normalize_symbol
 from friren_pipelines.sources.base import (
@@ -56,31 +56,17 @@ TIMEFRAMES = {
 }
 
 
-class _TimeoutAdapter(HTTPAdapter):
-    """Gives every request a time-out (seconds) unless the caller set one."""
-
-    def __init__(self, timeout: float):
-        super().__init__()
-        self.timeout = timeout
-
-    def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
-        if kwargs.get("timeout") is None:
-            kwargs["timeout"] = self.timeout
-        return super().send(request, *args, **kwargs)
-
-
 def configure_client(
     client: Any, timeout: float, retry_attempts: int, retry_wait_seconds: float
 ) -> None:
-    """Time-out, retry count, wait and retried statuses of an alpaca-py REST client.
+    """Rate limit, time-out, retry count, wait and retried statuses of an alpaca-py REST client.
 
     alpaca-py's constructors take none of these (and refuse 0 retries or 0 s waits), so they are
     set on the client's documented-in-source attributes `_session`, `_retry`, `_retry_wait`,
     `_retry_codes`. Shared with the trading clients.
     """
-    adapter = _TimeoutAdapter(timeout)
-    client._session.mount("https://", adapter)
-    client._session.mount("http://", adapter)
+    # Every request is paced by the project's one broker rate limiter and gets the time-out.
+    limit_session(client._session, shared_rate_limiter(), "alpaca-data", timeout_seconds=timeout)
     client._retry = retry_attempts
     client._retry_wait = retry_wait_seconds
     client._retry_codes = list(RETRY_STATUSES)

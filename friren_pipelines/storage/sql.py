@@ -111,7 +111,18 @@ def _delete_slices_sql(table: str, slices: Sequence[Slice]) -> tuple[str, list[A
     return sql, params
 
 
-class _PostgresTransaction:
+class _SliceDeletes:
+    """The part of a transaction both backends share: deleting partitions' slices."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        raise NotImplementedError
+
+    def delete_slices(self, table: str, slices: Sequence[Slice]) -> None:
+        if slices:
+            self.execute(*_delete_slices_sql(table, slices))
+
+
+class _PostgresTransaction(_SliceDeletes):
     def __init__(self, cursor: Any):
         self._cursor = cursor
 
@@ -121,10 +132,6 @@ class _PostgresTransaction:
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         self._cursor.execute(sql, list(params))
         return list(self._cursor.fetchall())
-
-    def delete_slices(self, table: str, slices: Sequence[Slice]) -> None:
-        if slices:
-            self.execute(*_delete_slices_sql(table, slices))
 
     def insert(self, table: str, rows: pa.Table) -> None:
         """COPY the Arrow rows: binary when every column has a fixed binary form, else CSV."""
@@ -197,7 +204,7 @@ def _apply_migrations(tx: Transaction) -> list[int]:
     return newly
 
 
-class _DuckDBTransaction:
+class _DuckDBTransaction(_SliceDeletes):
     def __init__(self, conn: Any):
         self._conn = conn
 
@@ -206,10 +213,6 @@ class _DuckDBTransaction:
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return list(self._conn.execute(sql.replace("%s", "?"), list(params)).fetchall())
-
-    def delete_slices(self, table: str, slices: Sequence[Slice]) -> None:
-        if slices:
-            self.execute(*_delete_slices_sql(table, slices))
 
     def insert(self, table: str, rows: pa.Table) -> None:
         if rows.num_rows == 0:
