@@ -19,6 +19,8 @@ MONEY_FIELDS = (
     "equity",
     "daytrading_buying_power",
     "last_equity",
+    "long_market_value",
+    "short_market_value",
 )
 
 
@@ -41,6 +43,8 @@ class BrokerAccount:
     equity: Decimal
     daytrading_buying_power: Decimal
     last_equity: Decimal
+    long_market_value: Decimal
+    short_market_value: Decimal  # negative or zero: the value of short positions
     status: str
     account_blocked: bool
     trading_blocked: bool

@@ -132,6 +132,9 @@ with warnings.catch_warnings():
         store.replace_snapshots(storage, source.account, first, last, new)
         stored = store.select(storage, PORTFOLIO_SNAPSHOTS, "account = %s", [source.account])
         metadata = {**_table_metadata(PORTFOLIO_SNAPSHOTS, new), "account": source.account}
+        if broker.live_account is not None:
+            statistics = broker.live_account.statistics().as_metadata()
+            metadata.update({f"live_account/{name}": value for name, value in statistics.items()})
         equity, initial = rows.equity_series(stored)
         if initial is not None and initial > 0:
             png = charts.equity_curve_png(

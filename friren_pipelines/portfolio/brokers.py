@@ -17,7 +17,7 @@ round-trips, i.e. the digits the broker sent.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import pandas as pd
 import requests
 
+from friren_pipelines.account.snapshot import AccountSnapshot
 from friren_pipelines.core import calendar
 from friren_pipelines.core.compliance import trade_date
 from friren_pipelines.core.fills import Fill, Side, parse_fills_csv
@@ -213,6 +214,7 @@ class AlpacaBroker:
         paper: bool = True,
         url_override: str | None = None,
         timeout_seconds: float = 10.0,
+        live_snapshot: Callable[[], AccountSnapshot] | None = None,
     ):
         from alpaca.trading.client import TradingClient
 
@@ -231,6 +233,7 @@ class AlpacaBroker:
             timeout_seconds=timeout_seconds,
         )
         self._account: str | None = None
+        self._live_snapshot = live_snapshot
 
     def __repr__(self) -> str:
         return f"AlpacaBroker(base_url={self._client._base_url!s})"
@@ -328,10 +331,23 @@ class AlpacaBroker:
         }
         today = calendar.session_of(pd.Timestamp.now(tz="UTC"))
         if first <= today <= last and calendar.is_session(today):
-            values[today] = self._live_values(today)
+            values[today] = self.live_values(today)
         return [values[day] for day in sorted(values)]
 
-    def _live_values(self, today: dt.date) -> AccountValues:
+    def live_values(self, today: dt.date) -> AccountValues:
+        if self._live_snapshot is not None:
+            # The cached live account: one broker call per TTL however many readers ask.
+            live = self._live_snapshot()
+            return AccountValues(
+                session_date=today,
+                equity=live.equity,
+                cash=live.cash,
+                buying_power=live.buying_power,
+                long_market_value=live.long_market_value,
+                short_market_value=live.short_market_value,
+                day_pnl=live.day_pl,
+                source="live_account_stale" if live.stale else "live_account",
+            )
         body = self._account_body()
 
         def field(name: str) -> Decimal | None:

@@ -20,6 +20,7 @@ from typing import cast
 import dagster as dg
 from pydantic import PrivateAttr
 
+from friren_pipelines.account.resource import LiveAccount
 from friren_pipelines.config import ConfigError, Settings
 from friren_pipelines.core.lots import METHODS, Method
 from friren_pipelines.portfolio.brokers import AlpacaBroker, Broker, CsvBroker
@@ -37,6 +38,7 @@ class BrokerResource(dg.ConfigurableResource):
     alpaca_secret_key: str | None = None
     alpaca_paper: bool = True
     alpaca_url_override: str | None = None
+    live_account: LiveAccount | None = None  # today's Alpaca values come from the cached account
     _broker: Broker | None = PrivateAttr(default=None)
 
     def open(self) -> Broker:
@@ -51,6 +53,7 @@ class BrokerResource(dg.ConfigurableResource):
                 self.alpaca_secret_key or "",
                 paper=self.alpaca_paper,
                 url_override=self.alpaca_url_override,
+                live_snapshot=self.live_account.snapshot if self.live_account else None,
             )
         if self.kind == "csv":
             return CsvBroker(Path(self.csv_path or "fills.csv"), self.csv_account)
@@ -111,6 +114,7 @@ def portfolio_resources(
             alpaca_secret_key=dg.EnvVar("ALPACA_API_SECRET_KEY") if kind == "alpaca" else None,
             alpaca_paper=settings.alpaca_paper,
             alpaca_url_override=settings.alpaca_url_override,
+            live_account=LiveAccount() if kind == "alpaca" else None,
         ),
         "ledger": LedgerResource(
             lot_method=_choice(env, "FRIREN_LOT_METHOD", "fifo", METHODS),

@@ -122,3 +122,25 @@ def test_reconciliation_fails_naming_symbols_and_both_quantities(
     assert "GOOGL: ledger 8.941226761, broker 0" in message
     events = instance.get_latest_materialization_event(dg.AssetKey("position_events"))
     assert events is None  # blocked by the failed check
+
+
+def test_todays_values_come_from_the_cached_live_account(
+    alpaca: FakeHttpServer, friren_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from friren_pipelines.account.resource import LiveAccount
+
+    for name, value in {
+        "ALPACA_API_KEY_ID": KEY_ID,
+        "ALPACA_API_SECRET_KEY": SECRET,
+        "ALPACA_URL_OVERRIDE": alpaca.url,
+    }.items():
+        monkeypatch.setenv(name, value)
+    live = LiveAccount(account_label="portfolio-test")
+    broker = AlpacaBroker(KEY_ID, SECRET, url_override=alpaca.url, live_snapshot=live.snapshot)
+    first = broker.live_values(TRADE_DATE)
+    second = broker.live_values(TRADE_DATE)
+    assert first == second and first.source == "live_account"
+    assert (first.equity, first.long_market_value) == (Decimal("103820.56"), Decimal("126960.76"))
+    assert first.day_pnl == Decimal("103820.56") - Decimal("103529.24")
+    assert len(alpaca.calls("/v2/account")) == 1  # the second read was a cache hit
+    assert live.statistics().hits == 1
