@@ -17,7 +17,6 @@ from decimal import Decimal, InvalidOperation
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
-from friren_pipelines.account.broker import AlpacaAccountFetcher
 from friren_pipelines.account.cache import (
     AccountCache,
     AccountStore,
@@ -82,6 +81,9 @@ class LiveAccount(dg.ConfigurableResource):
             raise ConfigError(
                 "LiveAccount needs ALPACA_API_KEY_ID and ALPACA_API_SECRET_KEY to reach the broker"
             )
+        # alpaca-py is imported on first use: loading the definitions must not need it.
+        from friren_pipelines.account.broker import AlpacaAccountFetcher
+
         return AlpacaAccountFetcher(
             settings.alpaca_key_id,
             settings.alpaca_secret_key,

@@ -93,7 +93,7 @@ def fetch_partitions(
     return chosen
 
 
-def _slice(timeframe: Timeframe, partition: BarsPartition) -> Slice:
+def partition_slice(timeframe: Timeframe, partition: BarsPartition) -> Slice:
     start = pd.Timestamp(partition.first, tz=calendar.NEW_YORK).tz_convert("UTC")
     end = pd.Timestamp(partition.last + dt.timedelta(days=1), tz=calendar.NEW_YORK).tz_convert(
         "UTC"
@@ -139,7 +139,7 @@ def store_bars(
     fetched_at = dt.datetime.now(dt.UTC)
     symbols = sorted({p.symbol for p in partitions})
     with storage.sql.transaction() as tx:
-        tx.delete_slices(BARS_TABLE, [_slice(timeframe, p) for p in partitions])
+        tx.delete_slices(BARS_TABLE, [partition_slice(timeframe, p) for p in partitions])
         tx.insert(BARS_TABLE, to_arrow(bars))
         tx.execute(
             "INSERT INTO symbol_metadata (symbol, timeframe, earliest_bar, latest_bar, total_bars,"

@@ -7,11 +7,17 @@ from dagster._core.definitions.unresolved_asset_job_definition import Unresolved
 
 from friren_pipelines.core.bars import Timeframe
 from friren_pipelines.market_data.bars import BARS_ASSETS, BARS_CHECKS
+from friren_pipelines.market_data.indicators import INDICATOR_ASSETS, INDICATOR_CHECKS
 
 
 def timeframe_assets(timeframe: Timeframe) -> list[dg.AssetsDefinition | dg.AssetChecksDefinition]:
     """The bars of a timeframe with their checks, and everything computed from them."""
-    return [BARS_ASSETS[timeframe], BARS_CHECKS[timeframe]]
+    return [
+        BARS_ASSETS[timeframe],
+        BARS_CHECKS[timeframe],
+        INDICATOR_ASSETS[timeframe],
+        INDICATOR_CHECKS[timeframe],
+    ]
 
 
 @cache

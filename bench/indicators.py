@@ -1,0 +1,171 @@
+"""Benchmark of the indicator assets on the target universe, synthetic bars.
+
+    .venv/bin/python -m bench.indicators [--quick]
+
+Materializes the bars first (not timed): 500 symbols x 2 years of daily bars and 50 symbols x 20
+sessions of 1-minute bars (`--quick`: 50 x 2 years and 10 x 5 sessions). Then backfills the
+indicator assets (with their checks) the way `friren backfill` does, and prints per timeframe:
+
+1. compute: the seconds the assets spent in the indicator core (one TA-Lib pass per symbol over
+   its stored history), against TA-Lib alone called on the same close arrays (best of 5), and
+   the ratio (goal <= 1.2x); the same ratio with the frame building (wide/long layouts) included;
+2. end to end: indicator rows written per second of wall time, reading bars, Parquet and SQL
+   writes, charts, checks and Dagster bookkeeping included; and where that time went.
+
+Runs in a temporary FRIREN_HOME / DAGSTER_HOME; the SQL store is the embedded DuckDB file, or
+Postgres when FRIREN_POSTGRES_URL is set (its market_data_* tables are written to).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow.dataset as pa_ds
+import talib
+
+
+def _talib_alone(closes: Sequence[np.ndarray]) -> float:
+    """Seconds for the 15 indicator outputs computed with TA-Lib directly, best of 5."""
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        for close in closes:
+            talib.RSI(close, 14)
+            talib.RSI(close, 9)
+            for period in (10, 20, 50, 200):
+                talib.SMA(close, period)
+            for period in (10, 20, 50):
+                talib.EMA(close, period)
+            talib.MACD(close, 12, 26, 9)
+            talib.BBANDS(close, 20, 2.0, 2.0, talib.MA_Type.SMA)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def _stored_closes(home: Path, dataset: str) -> list[np.ndarray]:
+    table = pa_ds.dataset(home / dataset, format="parquet").to_table(
+        columns=["symbol", "timestamp", "close"]
+    )
+    frame = table.to_pandas().sort_values(["symbol", "timestamp"])
+    return [group.to_numpy(np.float64) for _, group in frame.groupby("symbol")["close"]]
+
+
+def _run(label: str, timeframe_name: str, symbols: list[str], start: dt.date, end: dt.date) -> None:
+    import dagster as dg
+
+    from friren_pipelines.config import load_settings
+    from friren_pipelines.core.bars import Timeframe
+    from friren_pipelines.market_data.backfill import execute, plan, register, symbol_set
+    from friren_pipelines.market_data.bars import BARS_ASSETS, BARS_CHECKS
+    from friren_pipelines.market_data.indicators import INDICATOR_ASSETS, INDICATOR_CHECKS
+    from friren_pipelines.resources import resources_from_settings
+
+    timeframe = Timeframe.parse(timeframe_name)
+    settings = load_settings()
+    resources = resources_from_settings(settings)
+    instance = dg.DagsterInstance.get()
+    register(instance, symbol_set(timeframe).name or "", symbols)
+    runs = plan(instance, timeframe, symbols, start, end)
+
+    started = time.perf_counter()
+    execute(instance, resources, runs, lambda tf: [BARS_ASSETS[tf], BARS_CHECKS[tf]])
+    bars_seconds = time.perf_counter() - started
+
+    results: list[dg.ExecuteInProcessResult] = []
+    started = time.perf_counter()
+    execute(
+        instance,
+        resources,
+        runs,
+        lambda tf: [INDICATOR_ASSETS[tf], INDICATOR_CHECKS[tf]],
+        on_run_done=lambda _, result: results.append(result),
+    )
+    wall = time.perf_counter() - started
+
+    totals: dict[str, float] = {}
+    for result in results:
+        for materialization in result.asset_materializations_for_node(
+            f"indicators_{timeframe.value}"
+        ):
+            metadata = materialization.metadata
+            if "seconds_compute" in metadata:  # run-level metadata, repeated on every partition
+                for key, value in metadata.items():
+                    if key.startswith("seconds_") or key in ("run_rows", "repaired_rows", "charts"):
+                        totals[key] = totals.get(key, 0.0) + float(value.value)  # type: ignore[arg-type]
+                break
+    closes = _stored_closes(settings.home, f"bars_{timeframe.value}")
+    alone = _talib_alone(closes)
+    bars = sum(len(c) for c in closes)
+    rows = totals["run_rows"] + totals["repaired_rows"]
+    compute, frames = totals["seconds_compute"], totals["seconds_frames"]
+    print(
+        f"\n{label}: {len(symbols)} symbols, {bars:,} bars, {len(runs)} runs, {sum(r.keys for r in runs)} partitions"
+    )
+    print(
+        f"  bars materialized first in {bars_seconds:.1f} s (not timed); charts drawn: {totals.get('charts', 0):.0f}"
+    )
+    print(f"  TA-Lib alone on the same arrays: {alone * 1000:.1f} ms")
+    print(
+        f"  assets' indicator compute:       {compute * 1000:.1f} ms  -> {compute / alone:.2f}x (goal <= 1.2x)"
+    )
+    print(
+        f"  compute + wide/long frames:      {(compute + frames) * 1000:.1f} ms  -> {(compute + frames) / alone:.2f}x"
+    )
+    print(
+        f"  end to end: {rows:,.0f} indicator rows ({rows * 15:,.0f} SQL rows) in {wall:.1f} s = {rows / wall:,.0f} rows/s"
+    )
+    shares = {k.removeprefix("seconds_"): v for k, v in totals.items() if k.startswith("seconds_")}
+    other = wall - sum(shares.values())
+    print(
+        "  where the time went (s): "
+        + ", ".join(f"{k} {v:.2f}" for k, v in shares.items())
+        + f", checks+dagster {other:.2f}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="a smaller smoke run")
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    with tempfile.TemporaryDirectory(prefix="friren-bench-") as folder:
+        home = Path(folder)
+        (home / "dagster").mkdir()
+        (home / "dagster" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+        os.environ["FRIREN_HOME"] = str(home / "warehouse")
+        os.environ["DAGSTER_HOME"] = str(home / "dagster")
+        os.environ["FRIREN_SOURCE"] = "synthetic"
+        daily, minute, sessions = (50, 10, 5) if args.quick else (500, 50, 20)
+        from friren_pipelines.core import calendar
+
+        recent = calendar.sessions(dt.date(2024, 11, 1), dt.date(2024, 12, 31))[-sessions:]
+        store = "postgres" if os.environ.get("FRIREN_POSTGRES_URL") else "duckdb"
+        print(f"SQL store: {store}; warehouse: {home / 'warehouse'}")
+        _run(
+            f"1d, {daily} symbols x 2 years",
+            "1d",
+            [f"D{i:03d}" for i in range(daily)],
+            dt.date(2023, 1, 1),
+            dt.date(2024, 12, 31),
+        )
+        _run(
+            f"1min, {minute} symbols x {sessions} sessions",
+            "1min",
+            [f"M{i:02d}" for i in range(minute)],
+            recent[0],
+            recent[-1],
+        )
+
+
+if __name__ == "__main__":
+    main()
