@@ -88,9 +88,10 @@ def plan(
         return []
     ordered = instance.get_dynamic_partitions(symbol_set(timeframe).name or "")
     runs = []
+    # A symbol's periods stay in one run where they fit: indicators then read its history once.
+    periods_per_run = min(len(periods), MAX_KEYS_PER_RUN)
     for block in _blocks(ordered, symbols):
-        symbols_per_run = min(len(block), MAX_KEYS_PER_RUN)
-        periods_per_run = max(1, MAX_KEYS_PER_RUN // symbols_per_run)
+        symbols_per_run = max(1, min(len(block), MAX_KEYS_PER_RUN // periods_per_run))
         for i in range(0, len(block), symbols_per_run):
             for j in range(0, len(periods), periods_per_run):
                 runs.append(

@@ -26,7 +26,12 @@ from friren_pipelines.core.bars import (
     validate_bars,
 )
 from friren_pipelines.market_data.metadata import column_schema, preview
-from friren_pipelines.market_data.partitions import BarsPartition, bars_partitions, parse_partition
+from friren_pipelines.market_data.partitions import (
+    BarsPartition,
+    bars_partitions,
+    parse_partition,
+    run_partitions,
+)
 from friren_pipelines.resources import BarSourceResource, StorageResource
 from friren_pipelines.sources.base import BarSource
 from friren_pipelines.storage.sql import Slice
@@ -266,13 +271,7 @@ def build_bars_checks(timeframe: Timeframe, asset: dg.AssetsDefinition) -> dg.As
     def bars_checks(
         context: dg.AssetCheckExecutionContext, storage: StorageResource
     ) -> Iterator[dg.AssetCheckResult]:
-        op_context = context.op_execution_context
-        partitions = (
-            sorted(parse_partition(timeframe, key) for key in op_context.partition_keys)
-            if op_context.has_partition_key_range or op_context.has_partition_key
-            else None
-        )
-        bars, missing = read_partitions(storage, timeframe, partitions)
+        bars, missing = read_partitions(storage, timeframe, run_partitions(context, timeframe))
         issues = validate_bars(bars, timeframe)
         errors = [i for i in issues if i.severity == Severity.ERROR]
         warnings = [i for i in issues if i.severity == Severity.WARNING]

@@ -70,6 +70,7 @@ from friren_pipelines.market_data.partitions import (
     bars_partitions,
     parse_partition,
     period_bounds,
+    run_partitions,
 )
 from friren_pipelines.resources import StorageResource
 from friren_pipelines.storage.warehouse import PARTITION_FILE
@@ -590,13 +591,8 @@ def build_indicators_checks(
     def indicators_checks(
         context: dg.AssetCheckExecutionContext, storage: StorageResource
     ) -> Iterator[dg.AssetCheckResult]:
-        op_context = context.op_execution_context
         # Checks launched on their own (not with a materialization) run unpartitioned: all stored.
-        partitions = (
-            sorted(parse_partition(timeframe, key) for key in op_context.partition_keys)
-            if op_context.has_partition_key_range or op_context.has_partition_key
-            else stored_partitions(storage, timeframe)
-        )
+        partitions = run_partitions(context, timeframe) or stored_partitions(storage, timeframe)
         wide, bars, bars_before = read_written(storage, timeframe, partitions)
         issues = validate_indicators(wide, bars, bars_before)
         for name, (rules, _) in CHECK_RULES.items():

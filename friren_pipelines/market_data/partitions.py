@@ -109,3 +109,13 @@ def periods_between(timeframe: Timeframe, start: dt.date, end: dt.date) -> list[
         if not periods or periods[-1] != period:
             periods.append(period)
     return periods
+
+
+def run_partitions(
+    context: dg.AssetCheckExecutionContext, timeframe: Timeframe
+) -> list[BarsPartition] | None:
+    """The partitions a check's run covers, sorted; None when the check was launched unpartitioned."""
+    op_context = context.op_execution_context
+    if not (op_context.has_partition_key_range or op_context.has_partition_key):
+        return None
+    return sorted(parse_partition(timeframe, key) for key in op_context.partition_keys)
