@@ -204,7 +204,16 @@ def sql(query: str) -> None:
     try:
         cursor = conn.execute(query)
     except Exception as error:
-        raise click.ClickException(str(error).splitlines()[0]) from None
+        message = str(error).splitlines()[0]
+        if "does not exist" in message:
+            views = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT view_name FROM duckdb_views() WHERE NOT internal"
+                ).fetchall()
+            ]
+            message += f" (views: {', '.join(sorted(views)) or 'none'}; a dataset appears once materialized)"
+        raise click.ClickException(message) from None
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow([column[0] for column in cursor.description or []])
     while rows := cursor.fetchmany(10_000):
