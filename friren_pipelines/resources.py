@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 import dagster as dg
-from pydantic import PrivateAttr
+from pydantic import Field, PrivateAttr
 
 from friren_pipelines.config import Settings
 from friren_pipelines.sources.base import BarSource
@@ -23,7 +23,7 @@ class StorageResource(dg.ConfigurableResource):
     the embedded DuckDB file under `home`). The schema is migrated on first use by each run."""
 
     home: str
-    postgres_url: str | None = None
+    postgres_url: str | None = Field(default=None, repr=False)
     _store: SqlStore | None = PrivateAttr(default=None)
 
     @property
@@ -47,8 +47,8 @@ class BarSourceResource(dg.ConfigurableResource):
 
     kind: str = "synthetic"
     csv_dir: str | None = None
-    alpaca_key_id: str | None = None
-    alpaca_secret_key: str | None = None
+    alpaca_key_id: str | None = Field(default=None, repr=False)
+    alpaca_secret_key: str | None = Field(default=None, repr=False)
     alpaca_feed: str = "iex"
     alpaca_url_override: str | None = None
     yfinance_auto_adjust: bool = False

@@ -29,3 +29,13 @@ def test_alpaca_source_needs_both_keys_and_never_prints_them() -> None:
         {"FRIREN_SOURCE": "alpaca", "ALPACA_API_KEY_ID": "PKID", "ALPACA_API_SECRET_KEY": "s3cr3t"}
     )
     assert "s3cr3t" not in repr(settings) and "PKID" not in repr(settings)
+
+
+def test_resources_never_print_secrets() -> None:
+    from friren_pipelines.portfolio.resources import BrokerResource
+    from friren_pipelines.resources import BarSourceResource, StorageResource
+
+    shown = repr(StorageResource(home="/x", postgres_url="postgresql://u:hunter2@db/x"))
+    shown += repr(BarSourceResource(alpaca_key_id="PKID123", alpaca_secret_key="s3cr3t"))
+    shown += repr(BrokerResource(alpaca_key_id="PKID123", alpaca_secret_key="s3cr3t"))
+    assert "hunter2" not in shown and "s3cr3t" not in shown and "PKID123" not in shown

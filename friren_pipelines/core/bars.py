@@ -177,7 +177,9 @@ VOLUME_SPIKE_LIMIT = 3.0  # volume above this multiple of the previous bar's is 
 # rule name → severity; names read as "bars for X: 3 <rule>".
 RULES: dict[str, Severity] = {
     "rows with a null price": Severity.ERROR,
+    "rows with an infinite price": Severity.ERROR,
     "rows with a non-positive price": Severity.ERROR,
+    "rows with a missing, infinite or negative volume": Severity.ERROR,
     "rows with high < low": Severity.ERROR,
     "duplicate timestamps": Severity.ERROR,
     "bars outside the trading session": Severity.ERROR,
@@ -217,9 +219,14 @@ def _rule_masks(bars: pd.DataFrame, timeframe: Timeframe) -> dict[str, pd.Series
     close = bars["close"]
     previous_close = close.groupby(bars["symbol"]).shift(1)
     previous_volume = bars["volume"].groupby(bars["symbol"]).shift(1)
+    volume = bars["volume"]
     return {
         "rows with a null price": prices.isna().any(axis=1),
+        "rows with an infinite price": np.isinf(prices).any(axis=1),
         "rows with a non-positive price": (prices <= 0).any(axis=1),
+        "rows with a missing, infinite or negative volume": volume.isna()
+        | np.isinf(volume)
+        | (volume < 0),
         "rows with high < low": high < low,
         "duplicate timestamps": bars.duplicated(["symbol", "timestamp"], keep="first"),
         "bars outside the trading session": _outside_session(bars, timeframe),
@@ -270,6 +277,26 @@ def validate_bars(bars: pd.DataFrame, timeframe: Timeframe) -> list[BarIssue]:
                 )
             )
     return sorted(issues, key=lambda issue: issue.severity != Severity.ERROR)
+
+
+def last_finished_bar(timeframe: Timeframe, now: pd.Timestamp) -> pd.Timestamp | None:
+    """Start of the last bar that has closed by `now` (a daily bar closes at its session's close).
+
+    Bars after it are still forming: storing them would keep a partial bar as if final.
+    """
+    today = calendar.session_of(now)
+    for session in reversed(calendar.sessions(today - dt.timedelta(days=10), today)):
+        open_, close = calendar.session_bounds(session)
+        if timeframe == Timeframe.DAY1:
+            if close <= now:
+                return open_
+            continue
+        minutes = timeframe.minutes or 1
+        starts = calendar.bar_starts(session, minutes)
+        finished = starts[starts + pd.Timedelta(minutes=minutes) <= now]
+        if len(finished):
+            return pd.Timestamp(finished[-1])
+    return None
 
 
 def raise_on_errors(issues: list[BarIssue]) -> list[BarIssue]:

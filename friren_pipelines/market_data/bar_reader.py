@@ -26,6 +26,7 @@ from friren_pipelines.core import calendar
 from friren_pipelines.core.bars import (
     Timeframe,
     from_arrow,
+    last_finished_bar,
     normalize_symbol,
     raise_on_errors,
     to_arrow,
@@ -44,23 +45,6 @@ REDIS_TTL_SECONDS = {Timeframe.MIN1: 60, Timeframe.MIN5: 300, Timeframe.DAY1: 36
 class BarsRead:
     bars: pd.DataFrame
     tier: str  # "redis", "warehouse" or "source"
-
-
-def _last_finished_bar(timeframe: Timeframe, now: pd.Timestamp) -> pd.Timestamp | None:
-    """Start of the last bar that has closed by `now` (None before the first session's first bar)."""
-    today = calendar.session_of(now)
-    for session in reversed(calendar.sessions(today - dt.timedelta(days=10), today)):
-        open_, close = calendar.session_bounds(session)
-        if timeframe == Timeframe.DAY1:
-            if close <= now:
-                return open_
-            continue
-        minutes = timeframe.minutes or 1
-        starts = calendar.bar_starts(session, minutes)
-        finished = starts[starts + pd.Timedelta(minutes=minutes) <= now]
-        if len(finished):
-            return pd.Timestamp(finished[-1])
-    return None
 
 
 class BarReader:
@@ -102,7 +86,7 @@ class BarReader:
                 -sessions_back
             ]
             read = self._range(symbol, timeframe, start, today, now)
-            last = _last_finished_bar(timeframe, now)
+            last = last_finished_bar(timeframe, now)
             finished = read.bars[read.bars["timestamp"] <= last] if last is not None else read.bars
             recent = finished.tail(max(limit, REDIS_DEPTH))
             self._to_redis(symbol, timeframe, recent)
@@ -125,7 +109,7 @@ class BarReader:
         to_fetch = [p for p in partitions if p.key in set(missing_keys) | stale]
         tier = "warehouse"
         if to_fetch:
-            fetched = fetch_partitions(self._source, timeframe, to_fetch)
+            fetched = fetch_partitions(self._source, timeframe, to_fetch, now=now)
             raise_on_errors(validate_bars(fetched, timeframe))
             store_bars(self._storage, timeframe, to_fetch, fetched)
             stored, _ = read_partitions(self._storage, timeframe, partitions)
@@ -141,7 +125,7 @@ class BarReader:
         now: pd.Timestamp,
     ) -> set[str]:
         """The partition holding the last finished bar, if its file ends before that bar."""
-        expected = _last_finished_bar(timeframe, now)
+        expected = last_finished_bar(timeframe, now)
         if expected is None:
             return set()
         session = calendar.session_of(expected)

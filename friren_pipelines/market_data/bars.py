@@ -21,6 +21,7 @@ from friren_pipelines.core.bars import (
     Severity,
     Timeframe,
     from_arrow,
+    last_finished_bar,
     raise_on_errors,
     to_arrow,
     validate_bars,
@@ -64,17 +65,26 @@ def dataset_name(timeframe: Timeframe) -> str:
 
 
 def fetch_partitions(
-    source: BarSource, timeframe: Timeframe, partitions: Sequence[BarsPartition]
+    source: BarSource,
+    timeframe: Timeframe,
+    partitions: Sequence[BarsPartition],
+    now: pd.Timestamp | None = None,
 ) -> pd.DataFrame:
     """One bulk read covering every partition, cut back to exactly the partitions' rows.
 
-    Raises ValueError naming the partitions the source had no bars for (missing bars).
+    Bars still forming at `now` (default: the current time) are left out, so a partial bar is
+    never stored as final; their count is in `attrs["unfinished_bars"]`. Raises ValueError naming
+    the partitions the source had no bars for (missing bars).
     """
-    today = dt.date.today()
+    now = now if now is not None else pd.Timestamp.now(tz="UTC")
     symbols = sorted({p.symbol for p in partitions})
     start = min(p.first for p in partitions)
-    end = min(max(p.last for p in partitions), today)
-    bars = source.fetch_bars(symbols, timeframe, start, end)
+    end = min(max(p.last for p in partitions), calendar.session_of(now))
+    fetched = source.fetch_bars(symbols, timeframe, start, end)
+    last = last_finished_bar(timeframe, now)
+    finished = fetched["timestamp"] <= last if last is not None else fetched["timestamp"].isna()
+    bars = fetched[finished.to_numpy()].reset_index(drop=True)
+    bars.attrs = {**fetched.attrs, "unfinished_bars": int((~finished).sum())}
     wanted = pd.Series(False, index=bars.index)
     by_symbol = bars.groupby("symbol").indices if len(bars) else {}
     missing = []
@@ -239,6 +249,7 @@ def build_bars_asset(timeframe: Timeframe) -> dg.AssetsDefinition:
                 "source": source.name,
                 "sql_store": storage.sql_kind,
                 "excluded_extended_hours": int(bars.attrs.get("excluded_extended_hours", 0)),
+                "unfinished_bars_left_out": int(bars.attrs.get("unfinished_bars", 0)),
                 "quirks_reported": len(warnings),
                 **_issues_metadata(warnings),
             }

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import cast
 
 import dagster as dg
-from pydantic import PrivateAttr
+from pydantic import Field, PrivateAttr
 
 from friren_pipelines.account.resource import LiveAccount
 from friren_pipelines.config import ConfigError, Settings
@@ -34,8 +34,8 @@ class BrokerResource(dg.ConfigurableResource):
     kind: str = "demo"
     csv_path: str | None = None
     csv_account: str = "csv"
-    alpaca_key_id: str | None = None
-    alpaca_secret_key: str | None = None
+    alpaca_key_id: str | None = Field(default=None, repr=False)
+    alpaca_secret_key: str | None = Field(default=None, repr=False)
     alpaca_paper: bool = True
     alpaca_url_override: str | None = None
     live_account: LiveAccount | None = None  # today's Alpaca values come from the cached account

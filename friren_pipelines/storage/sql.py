@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Protocol
+from urllib.parse import unquote, urlsplit
 
 import pyarrow as pa
 import pyarrow.csv as pa_csv
@@ -29,6 +30,25 @@ MIGRATIONS_PACKAGE = "friren_pipelines.storage.migrations"
 _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 MIGRATION_LOCK_ID = 7_461_002  # pg advisory lock key that serialises concurrent migrators
+
+
+class StoreUnavailableError(RuntimeError):
+    """The SQL store cannot be reached; the message names the server without credentials."""
+
+
+def redacted(url: str) -> str:
+    """`scheme://host:port/db` of a database URL: no user, no password, no query."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{parts.path}"
+
+
+def scrubbed(text: str, url: str) -> str:
+    """`text` with the URL and its password (raw or decoded) replaced by ***."""
+    parts = urlsplit(url)
+    for secret in (url, parts.password, unquote(parts.password or "")):
+        if secret:
+            text = text.replace(secret, "***")
+    return text
 
 
 @dataclass(frozen=True)
@@ -156,12 +176,23 @@ class PostgresStore:
     backend = "postgres"
 
     def __init__(self, url: str):
-        self._url = url.replace("postgresql+psycopg2://", "postgresql://")
+        self._url = url.strip().replace("postgresql+psycopg2://", "postgresql://")
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({redacted(self._url)})"
 
     def _connect(self) -> Any:
         import psycopg
 
-        return psycopg.connect(self._url, connect_timeout=10)
+        try:
+            return psycopg.connect(self._url, connect_timeout=10)
+        except psycopg.Error as error:
+            # psycopg quotes the URL in some messages; name the server, never the password.
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise StoreUnavailableError(
+                f"cannot connect to PostgreSQL at {redacted(self._url)}: "
+                f"{scrubbed(reason, self._url)}"
+            ) from None
 
     @contextmanager
     def transaction(self) -> Iterator[_PostgresTransaction]:

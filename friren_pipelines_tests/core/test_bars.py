@@ -10,6 +10,7 @@ from friren_pipelines.core.bars import (
     Severity,
     Timeframe,
     conform,
+    last_finished_bar,
     normalize_symbol,
     raise_on_errors,
     validate_bars,
@@ -58,6 +59,7 @@ def test_high_below_low_is_an_error_naming_symbol_date_and_first_row() -> None:
         ([("2024-03-16", 10, 11, 9, 10)], "outside the trading session"),  # a Saturday
         ([("2024-03-15", -1, 11, -2, 10)], "non-positive price"),
         ([("2024-03-15", float("nan"), 11, 9, 10)], "null price"),
+        ([("2024-03-15", 10, float("inf"), 9, 10)], "infinite price"),
     ],
 )
 def test_unusable_bars_are_errors(
@@ -82,3 +84,19 @@ def test_symbols_that_are_not_tickers_are_refused(text: str) -> None:
 def test_tickers_with_class_suffixes_are_accepted() -> None:
     assert normalize_symbol(" brk.b ") == "BRK.B"
     assert normalize_symbol("BF-B") == "BF-B"
+
+
+@pytest.mark.parametrize("volume", [-5.0, float("nan"), float("inf")])
+def test_a_negative_missing_or_infinite_volume_is_an_error(volume: float) -> None:
+    bars = _daily([("2024-03-15", 10, 11, 9, 10)])
+    bars["volume"] = volume
+    issues = validate_bars(bars, Timeframe.DAY1)
+    assert any("volume" in i.rule and i.severity == Severity.ERROR for i in issues)
+
+
+def test_the_last_finished_bar_excludes_the_bar_still_forming() -> None:
+    ten_am = pd.Timestamp("2024-03-08 15:00:30", tz="UTC")  # 10:00:30 New York
+    assert last_finished_bar(Timeframe.MIN1, ten_am) == pd.Timestamp("2024-03-08 14:59", tz="UTC")
+    assert last_finished_bar(Timeframe.MIN5, ten_am) == pd.Timestamp("2024-03-08 14:55", tz="UTC")
+    # Today's daily bar is not finished before the close: the last one is yesterday's.
+    assert last_finished_bar(Timeframe.DAY1, ten_am) == pd.Timestamp("2024-03-07 14:30", tz="UTC")

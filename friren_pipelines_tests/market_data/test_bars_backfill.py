@@ -193,3 +193,21 @@ def test_symbols_are_managed_from_the_cli(friren_env: dict[str, str]) -> None:
         "AAPL,True,True",
         "BRK.B,True,False",
     ]
+
+
+def test_bars_still_forming_are_left_out() -> None:
+    import datetime as dt
+
+    import pandas as pd
+
+    from friren_pipelines.core.bars import Timeframe
+    from friren_pipelines.market_data.bars import fetch_partitions
+    from friren_pipelines.market_data.partitions import parse_partition
+    from friren_pipelines.sources.synthetic import SyntheticBarSource
+
+    friday_10am = pd.Timestamp("2024-03-08 15:00:30", tz="UTC")
+    partition = parse_partition(Timeframe.MIN1, "AAPL|2024-03-04")
+    bars = fetch_partitions(SyntheticBarSource(), Timeframe.MIN1, [partition], now=friday_10am)
+    assert bars["timestamp"].max() == pd.Timestamp("2024-03-08 14:59", tz="UTC")
+    assert len(bars) == 4 * 390 + 30 and bars.attrs["unfinished_bars"] == 360
+    assert bars["session_date"].max() == dt.date(2024, 3, 8)

@@ -7,7 +7,13 @@ import pyarrow as pa
 import pytest
 
 from friren_pipelines.storage import pg_copy
-from friren_pipelines.storage.sql import PostgresStore, Slice, SqlStore, open_sql_store
+from friren_pipelines.storage.sql import (
+    PostgresStore,
+    Slice,
+    SqlStore,
+    StoreUnavailableError,
+    open_sql_store,
+)
 
 UTC = dt.UTC
 
@@ -116,3 +122,15 @@ def test_binary_copy_matches_the_values_exactly(postgres_url: str) -> None:
 def test_decimals_and_non_ascii_text_fall_back_to_csv_copy() -> None:
     assert not pg_copy.encodable(pa.table({"x": pa.array([Decimal("1.10")], pa.decimal128(10, 2))}))
     assert not pg_copy.encodable(pa.table({"s": ["stratégie"]}))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [" postgresql://u:s3cretPW@127.0.0.1:5432/db", "postgresql://u:s%ZZ3cretPW@127.0.0.1:5432/db"],
+)
+def test_connection_errors_never_show_the_password(url: str) -> None:
+    with pytest.raises(StoreUnavailableError) as error:
+        PostgresStore(url).query("SELECT 1")
+    assert "s3cretPW" not in str(error.value) and "ZZ" not in str(error.value)
+    assert "127.0.0.1:5432/db" in str(error.value)
+    assert "s3cretPW" not in repr(PostgresStore(url))
