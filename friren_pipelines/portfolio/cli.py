@@ -79,6 +79,8 @@ def fills_import(file: Path, account: str) -> None:
         parsed = parse_fills_csv(file, account=account)
     except FillsFileError as error:
         raise click.ClickException(str(error)) from None
+    # Resolve the Dagster instance before storing anything: the recompute must be able to run.
+    instance = _instance()
     resources = {**resources_from_settings(settings), **portfolio_resources(settings)}
     # Outside a run a resource's EnvVars are not resolved: build the storage from the settings.
     storage = StorageResource(home=str(settings.home), postgres_url=settings.postgres_url)
@@ -89,7 +91,7 @@ def fills_import(file: Path, account: str) -> None:
         err=True,
     )
     try:
-        run_id = materialize_ledger(_instance(), resources)
+        run_id = materialize_ledger(instance, resources)
     except BackfillError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"ledger recomputed in run {run_id}", err=True)

@@ -12,6 +12,7 @@ Environment (read in `portfolio_resources`, defaults for the embedded setup):
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -101,6 +102,8 @@ def portfolio_resources(
     rate_text = env.get("FRIREN_RISK_FREE_RATE", "").strip() or "0"
     try:
         rate = float(rate_text)
+        if not math.isfinite(rate):
+            raise ValueError(rate_text)
     except ValueError:
         raise ConfigError(
             f"FRIREN_RISK_FREE_RATE={rate_text!r} is not a number (an annual fraction: 0.05 = 5 %)"

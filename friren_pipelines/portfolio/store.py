@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from friren_pipelines.core import compliance
 from friren_pipelines.core.fills import Fill
 from friren_pipelines.portfolio import rows as portfolio_rows
 from friren_pipelines.portfolio.tables import (
@@ -127,9 +128,10 @@ def import_fills(storage: StorageResource, account: str, fills: Sequence[Fill]) 
             if fill.exec_id not in known
         ]
         tx.insert(FILLS.name, FILLS.to_arrow(new))
-    _export_by_year(
-        storage, FILLS, "trade_date", {(account, row["trade_date"].year) for row in new}
-    )
+    # Export every year the file touches, not only the new fills' years: a re-import then heals
+    # a Parquet export that a killed import left behind its SQL rows.
+    years = {(account, compliance.trade_date(fill.timestamp).year) for fill in fills}
+    _export_by_year(storage, FILLS, "trade_date", years)
     return len(new)
 
 

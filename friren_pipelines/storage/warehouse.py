@@ -5,13 +5,14 @@ Layout: `<root>/<dataset>/<key>=<value>/.../data.parquet`, e.g.
 deterministically (same rows → same bytes), to a hidden temporary file in the same folder that is
 then renamed over the old one: a reader, or a run killed mid-write, sees the old file or the new
 one, never half of either. Leftover temporaries of killed runs are hidden from readers (they start
-with '.') and removed by the next write to that folder.
+with '.') and removed by a later write to that folder once an hour old.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 PARTITION_FILE = "data.parquet"
+STALE_TEMPORARY_SECONDS = 3600
 _SAFE_VALUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
 
 Partition = Sequence[tuple[str, str]]
@@ -51,7 +53,9 @@ class Warehouse:
         target = self.path(dataset, partition)
         target.parent.mkdir(parents=True, exist_ok=True)
         for stale in target.parent.glob(f".{PARTITION_FILE}.*.tmp"):
-            stale.unlink(missing_ok=True)
+            # Only leftovers of killed runs: a concurrent writer's file is seconds old.
+            if time.time() - stale.stat().st_mtime > STALE_TEMPORARY_SECONDS:
+                stale.unlink(missing_ok=True)
         temporary = target.parent / f".{PARTITION_FILE}.{uuid.uuid4().hex}.tmp"
         try:
             pq.write_table(
