@@ -279,7 +279,12 @@ def _read_bar_file(bar_file: BarFile) -> pd.DataFrame:
         if stamp_column is None or missing:
             absent = ([] if stamp_column else ["a date column"]) + missing
             raise _fail(bar_file, 1, ", ".join(absent), "missing from the header")
-        stamps = _parse_stamps(bar_file, table[stamp_column].str.strip(), stamp_column)
+        text = table[stamp_column].str.strip()
+        if stamp_column == "date" and "time" in table.columns:
+            # Vendor exports that split the stamp: Date,Time,Open,... (e.g. 2024-03-15,09:30).
+            text = text + " " + table["time"].str.strip()
+            stamp_column = "date and time"
+        stamps = _parse_stamps(bar_file, text, stamp_column)
     else:
         if table.shape[1] != len(_NINJATRADER_COLUMNS):
             raise _fail(

@@ -279,3 +279,18 @@ def test_headerless_file_that_is_not_ninjatrader_is_refused(tmp_path: Path) -> N
     source = _write(tmp_path, "BAD_1min.csv", "20110103 090100;1;2;3\n")
     with pytest.raises(SourceDataError, match=r"BAD_1min.csv .* line 1.*NinjaTrader.*found 4"):
         source.fetch_bars(["BAD"], Timeframe.MIN1, dt.date(2011, 1, 3), dt.date(2011, 1, 3))
+
+
+def test_separate_date_and_time_columns_are_joined_in_new_york_time(tmp_path: Path) -> None:
+    source = _write(
+        tmp_path,
+        "XYZ_1min.csv",
+        "Date,Time,Open,High,Low,Close,Volume\n2024-03-15,09:30,10,11,9,10.5,100\n"
+        "2024-03-15,09:31,10.5,11,10,10.8,200\n",
+    )
+    bars = source.fetch_bars(["XYZ"], Timeframe.MIN1, dt.date(2024, 3, 15), dt.date(2024, 3, 15))
+    assert list(bars["timestamp"]) == [
+        pd.Timestamp("2024-03-15 13:30", tz="UTC"),
+        pd.Timestamp("2024-03-15 13:31", tz="UTC"),
+    ]
+    assert list(bars["close"]) == [10.5, 10.8]
