@@ -21,6 +21,7 @@ import enum
 import hashlib
 import io
 import os
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -425,3 +426,52 @@ def parse_fills_csv(source: str | os.PathLike[str], *, account: str | None = Non
     if errors:
         raise FillsFileError(name, sorted(errors, key=lambda error: error.line))
     return sorted(fills, key=lambda fill: fill.order_key)
+
+
+SPLIT_COLUMNS = ("symbol", "date", "ratio")
+_RATIO = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(?::\s*([0-9]+(?:\.[0-9]+)?))?\s*$")
+
+
+def parse_splits_csv(source: str | os.PathLike[str]) -> list[Split]:
+    """Splits from a CSV with the columns `symbol,date,ratio`.
+
+    `date` is the ex-date (the split applies from midnight New York time that day); `ratio` is
+    new:old shares, `4:1` (or `4`) for a 4-for-1 split and `1:10` for a 1-for-10 reverse split.
+    Every row is checked first; problems raise one `FillsFileError` naming each line.
+    """
+    text, name = _read_source(source)
+    reader = csv.DictReader(io.StringIO(text))
+    header = [c.strip().lower() for c in reader.fieldnames or []]
+    if header != list(SPLIT_COLUMNS):
+        raise FillsFileError(
+            name, [FillsRowError(1, None, f"the header must be {','.join(SPLIT_COLUMNS)}")]
+        )
+    splits, errors = [], []
+    for line, row in enumerate(reader, start=2):
+        values = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
+        if not any(values.values()):
+            continue
+        try:
+            day = dt.date.fromisoformat(values["date"])
+        except ValueError:
+            errors.append(
+                FillsRowError(line, "date", f"{values['date']!r} is not a date (YYYY-MM-DD)")
+            )
+            continue
+        ratio = _RATIO.match(values["ratio"])
+        if not ratio:
+            errors.append(
+                FillsRowError(line, "ratio", f"{values['ratio']!r} is not new:old, e.g. 4:1")
+            )
+            continue
+        try:
+            splits.append(
+                Split.on_ex_date(
+                    values["symbol"], day, Decimal(ratio.group(1)), Decimal(ratio.group(2) or 1)
+                )
+            )
+        except ValueError as error:
+            errors.append(FillsRowError(line, None, str(error)))
+    if errors:
+        raise FillsFileError(name, errors)
+    return splits

@@ -171,7 +171,8 @@ def positions(
     for account, account_fills in ledger.items():
         held = broker.open().positions(synced[account]) if account in synced else None
         if held is None:
-            new += rows.position_rows(account, positions_from_fills(account_fills), "ledger", now)
+            rebuilt = positions_from_fills(account_fills, store.read_splits(storage))
+            new += rows.position_rows(account, rebuilt, "ledger", now)
         else:
             new += rows.position_rows(account, held, "broker", now)
     count = store.replace_table(storage, POSITIONS, new, ("account", "symbol"))
@@ -194,9 +195,10 @@ def positions_reconciled(storage: StorageResource) -> dg.AssetCheckResult:
     at_broker = rows.positions_from_rows(stored)
     accounts = sorted({row["account"] for row in stored} | set(at_broker))
     ledger = rows.by_account(store.read_fills(storage))
+    splits = store.read_splits(storage)
     problems = []
     for account in accounts:
-        rebuilt = positions_from_fills(ledger.get(account, []))
+        rebuilt = positions_from_fills(ledger.get(account, []), splits)
         problems += [
             f"{account} {problem}"
             for problem in rows.reconciliation_mismatches(rebuilt, at_broker.get(account, {}))
@@ -247,7 +249,9 @@ def position_events_asset(
 def realized_lots(
     context: dg.AssetExecutionContext, storage: StorageResource, ledger: LedgerResource
 ) -> dg.MaterializeResult:
-    new = rows.realized_lot_rows(store.read_fills(storage), ledger.method)
+    new = rows.realized_lot_rows(
+        store.read_fills(storage), ledger.method, store.read_splits(storage)
+    )
     store.replace_table(
         storage, REALIZED_LOTS, new, ("account", "close_time", "symbol", "open_time")
     )
@@ -285,6 +289,7 @@ def performance(
     accounts = rows.by_account(store.read_fills(storage))
     symbols = {fill.symbol for account_fills in accounts.values() for fill in account_fills}
     marks = store.daily_closes(storage, symbols)
+    splits = store.read_splits(storage)
     new = []
     for account, account_fills in accounts.items():
         snapshots = store.select(storage, PORTFOLIO_SNAPSHOTS, "account = %s", [account])
@@ -295,6 +300,7 @@ def performance(
             snapshots=snapshots,
             marks=marks,
             annual_risk_free=ledger.annual_risk_free_rate,
+            splits=splits,
         )
     store.replace_table(storage, PERFORMANCE, new, ("account", "scope", "key"))
     context.log.info(f"{len(new)} performance rows")
@@ -312,8 +318,9 @@ def performance(
 )
 def compliance(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
     new = []
+    splits = store.read_splits(storage)
     for account, account_fills in rows.by_account(store.read_fills(storage)).items():
-        new += rows.compliance_rows(account, account_fills)
+        new += rows.compliance_rows(account, account_fills, splits)
     store.replace_table(storage, COMPLIANCE, new, ("account", "start", "period"))
     context.log.info(f"{len(new)} compliance rows")
     return dg.MaterializeResult(metadata=_table_metadata(COMPLIANCE, new))

@@ -130,4 +130,40 @@ def pnl(scope: str) -> None:
     )
 
 
-COMMANDS = [fills, positions, pnl]
+@click.group("splits")
+def splits() -> None:
+    """Stock splits applied to the ledger (lots, positions, compliance)."""
+
+
+@splits.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def splits_import(file: Path) -> None:
+    """Import FILE (columns symbol,date,ratio; date = ex-date, ratio = new:old such as 4:1).
+
+    Every row is validated first; a bad row stores nothing. Then the ledger is recomputed.
+    """
+    from friren_pipelines.cli import _instance, _settings
+    from friren_pipelines.core.fills import FillsFileError, parse_splits_csv
+    from friren_pipelines.market_data.backfill import BackfillError
+    from friren_pipelines.portfolio.defs import materialize_ledger
+    from friren_pipelines.portfolio.resources import portfolio_resources
+    from friren_pipelines.portfolio.store import import_splits
+    from friren_pipelines.resources import StorageResource, resources_from_settings
+
+    settings = _settings()
+    try:
+        parsed = parse_splits_csv(file)
+    except FillsFileError as error:
+        raise click.ClickException(str(error)) from None
+    instance = _instance()
+    storage = StorageResource(home=str(settings.home), postgres_url=settings.postgres_url)
+    click.echo(f"{file}: {import_splits(storage, parsed)} splits stored", err=True)
+    resources = {**resources_from_settings(settings), **portfolio_resources(settings)}
+    try:
+        run_id = materialize_ledger(instance, resources)
+    except BackfillError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"ledger recomputed in run {run_id}", err=True)
+
+
+COMMANDS = [fills, splits, positions, pnl]

@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from friren_pipelines.core import compliance
-from friren_pipelines.core.fills import Fill, Side
+from friren_pipelines.core.fills import Fill, Side, Split
 from friren_pipelines.core.lots import (
     LotsResult,
     Method,
@@ -77,9 +77,11 @@ def by_account(fills: Iterable[Fill]) -> dict[str, list[Fill]]:
     return dict(sorted(accounts.items()))
 
 
-def realized_lot_rows(fills: Sequence[Fill], method: Method) -> list[Row]:
+def realized_lot_rows(
+    fills: Sequence[Fill], method: Method, splits: Sequence[Split] = ()
+) -> list[Row]:
     """Closed lots of every account's fills (books per account, symbol, strategy)."""
-    result = match_lots(fills, method=method)
+    result = match_lots(fills, splits, method=method)
     return [
         {
             **asdict(lot),
@@ -162,13 +164,14 @@ def performance_table_rows(
     snapshots: Sequence[Mapping[str, Any]],
     marks: Mapping[dt.date, Mapping[str, Decimal]],
     annual_risk_free: float,
+    splits: Sequence[Split] = (),
 ) -> list[Row]:
     """The performance rows of one account (see `core.performance.performance_rows`).
 
     Without snapshots there is no equity series: equity metrics stay null and the lot
     statistics and P&L remain.
     """
-    lots: LotsResult = match_lots(fills, method=method)
+    lots: LotsResult = match_lots(fills, splits, method=method)
     equity, initial = equity_series(snapshots)
     if initial is None or initial <= 0:
         equity, initial = pd.Series([], dtype=object), Decimal(1)
@@ -179,13 +182,13 @@ def performance_table_rows(
     ]
 
 
-def compliance_rows(account: str, fills: Sequence[Fill]) -> list[Row]:
+def compliance_rows(account: str, fills: Sequence[Fill], splits: Sequence[Split] = ()) -> list[Row]:
     """Trade counts per day and week; on day rows, the PDT test as of that trade date."""
     rows = []
-    for count in compliance.trade_counts(fills):
+    for count in compliance.trade_counts(fills, splits):
         row: Row = {**asdict(count), "account": account}
         if count.period == "day":
-            status = compliance.pattern_day_trader_status(fills, count.start)
+            status = compliance.pattern_day_trader_status(fills, count.start, splits)
             row.update(
                 pdt_window_start=status.window_start,
                 pdt_window_day_trades=status.day_trades,

@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from decimal import Decimal
 from typing import Any
 
 from friren_pipelines.core import compliance
-from friren_pipelines.core.fills import Fill
+from friren_pipelines.core.fills import Fill, Split
 from friren_pipelines.portfolio import rows as portfolio_rows
 from friren_pipelines.portfolio.tables import (
     FILLS,
     PORTFOLIO_SNAPSHOTS,
     POSITION_EVENTS,
+    SPLITS,
     Table,
 )
 from friren_pipelines.resources import StorageResource
@@ -133,6 +134,27 @@ def import_fills(storage: StorageResource, account: str, fills: Sequence[Fill]) 
     years = {(account, compliance.trade_date(fill.timestamp).year) for fill in fills}
     _export_by_year(storage, FILLS, "trade_date", years)
     return len(new)
+
+
+def import_splits(storage: StorageResource, splits: Sequence[Split]) -> int:
+    """Store splits keyed by (symbol, effective): a re-import replaces, never duplicates."""
+    with storage.sql.transaction() as tx:
+        for split in splits:
+            tx.execute(
+                "DELETE FROM splits WHERE symbol = %s AND effective = %s",
+                [split.symbol, split.effective],
+            )
+        tx.insert(SPLITS.name, SPLITS.to_arrow(asdict(split) for split in splits))
+    _export_whole(storage, SPLITS, ("symbol", "effective"))
+    return len(splits)
+
+
+def read_splits(storage: StorageResource) -> list[Split]:
+    """Every stored split, for the ledger assets."""
+    return [
+        Split(row["symbol"], row["effective"], row["numerator"], row["denominator"])
+        for row in select(storage, SPLITS)
+    ]
 
 
 def read_fills(storage: StorageResource) -> list[Fill]:

@@ -263,3 +263,19 @@ ALL_TABLES = (
     PERFORMANCE,
     COMPLIANCE,
 )
+
+
+SPLITS = Table(
+    "splits",
+    (
+        ("symbol", pa.string(), False, "Ticker"),
+        (
+            "effective",
+            INSTANT,
+            False,
+            "When the split applies: midnight New York of its ex-date, UTC",
+        ),
+        ("numerator", MONEY, False, "New shares (4 in a 4:1 split)"),
+        ("denominator", MONEY, False, "Old shares (1 in a 4:1 split; 10 in a 1:10 reverse split)"),
+    ),
+)

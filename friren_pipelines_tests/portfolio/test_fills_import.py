@@ -199,3 +199,46 @@ timestamp,symbol,side,qty,price,fee
         Decimal(10),
         "ledger",
     )
+
+
+SPLIT_LEDGER = """timestamp,symbol,side,qty,price,fee,order_id,exec_id,strategy
+2024-06-03T10:00:00-04:00,NVDA,buy,100,40.00,1.00,o1,n1,alpha
+2024-06-12T10:00:00-04:00,NVDA,sell,400,11.00,2.00,o2,n2,alpha
+"""
+
+
+def test_an_imported_4_for_1_split_rescales_the_open_lot(
+    backend_env: dict[str, str],
+    friren: Callable[..., Result],
+    ledger_file: Callable[[str], Path],
+    tmp_path: Path,
+) -> None:
+    # Before the split is known, selling 400 of 100 shares closes 100 and opens a 300 short.
+    assert friren("fills", "import", str(ledger_file(SPLIT_LEDGER))).exit_code == 0
+    assert [r["side"] for r in _csv(friren("positions"))] == ["short"]
+    splits = tmp_path / "splits.csv"
+    splits.write_text("symbol,date,ratio\nNVDA,2024-06-10,4:1\n")
+    for _ in range(2):  # re-importing the split changes nothing
+        result = friren("splits", "import", str(splits))
+        assert result.exit_code == 0, result.output
+        # By hand: 100 @ 40 become 400 @ 10 (cost 4000 unchanged); sold 400 @ 11;
+        # fees 1.00 + 2.00; realized = 400 x (11 - 10) - 3 = 397.
+        lots = _csv(
+            friren(
+                "sql", "select qty, open_price, close_price, fees, realized_pnl from realized_lots"
+            )
+        )
+        assert [{k: Decimal(v) for k, v in lot.items()} for lot in lots] == [
+            {
+                "qty": Decimal(400),
+                "open_price": Decimal(10),
+                "close_price": Decimal(11),
+                "fees": Decimal(3),
+                "realized_pnl": Decimal(397),
+            }
+        ]
+        assert _csv(friren("positions")) == []
+    bad = tmp_path / "bad.csv"
+    bad.write_text("symbol,date,ratio\nNVDA,2024-06-10,four\n")
+    refused = friren("splits", "import", str(bad))
+    assert refused.exit_code == 1 and "line 2, column ratio" in refused.output
