@@ -222,7 +222,11 @@ def latest_event_state(storage: StorageResource) -> list[Row]:
 def daily_closes(
     storage: StorageResource, symbols: Iterable[str]
 ) -> Mapping[dt.date, Mapping[str, Any]]:
-    """Closing prices (Decimal, as stored) of the stored daily bars: {session: {symbol: close}}."""
+    """Marks per session: each symbol's last stored daily close on or before it (Decimal).
+
+    Carried forward, so a symbol without a bar on some date (a gap, a halt, a late load) is still
+    marked at its previous close instead of leaving the unrealized P&L of that date empty.
+    """
     import pyarrow.compute as pc
     import pyarrow.dataset as pa_ds
 
@@ -236,7 +240,12 @@ def daily_closes(
         columns=["session_date", "symbol", "close"],
         filter=pc.field("symbol").isin(wanted),
     )
-    marks: dict[dt.date, dict[str, Decimal]] = {}
+    closes: dict[dt.date, dict[str, Decimal]] = {}
     for row in table.to_pylist():
-        marks.setdefault(row["session_date"], {})[row["symbol"]] = Decimal(str(row["close"]))
+        closes.setdefault(row["session_date"], {})[row["symbol"]] = Decimal(str(row["close"]))
+    marks: dict[dt.date, dict[str, Decimal]] = {}
+    carried: dict[str, Decimal] = {}
+    for session in sorted(closes):
+        carried = {**carried, **closes[session]}
+        marks[session] = carried
     return marks
