@@ -112,13 +112,20 @@ BOLLINGER_NAMES = ("bb_lower", "bb_middle", "bb_upper")  # must be non-decreasin
 LONG_COLUMNS = ("symbol", "timeframe", "timestamp", "indicator_name", "indicator_value")
 WIDE_COLUMNS = ("symbol", "timestamp", *INDICATOR_NAMES)
 
-_FUNCTIONS = {study.function: getattr(talib, study.function) for study in _STUDIES}
+# The studies as ready-made positional calls: this loop runs once per symbol and partition.
+_CALLS = tuple(
+    (getattr(talib, study.function), tuple(study.parameters.values()), study.outputs)
+    for study in _STUDIES
+)
 
 
 def _as_closes(close: np.ndarray) -> np.ndarray:
     closes = np.ascontiguousarray(close, dtype=np.float64)
     if closes.ndim != 1:
         raise ValueError(f"closes must be one-dimensional, got shape {closes.shape}")
+    # A NaN or infinity anywhere makes the sum non-finite: one cheap pass in the common case.
+    if np.isfinite(closes.sum()):
+        return closes
     finite = np.isfinite(closes)
     if not finite.all():
         bad = np.flatnonzero(~finite)
@@ -137,12 +144,12 @@ def compute_indicators(close: np.ndarray) -> dict[str, np.ndarray]:
     """
     closes = _as_closes(close)
     values: dict[str, np.ndarray] = {}
-    for study in _STUDIES:
-        result = _FUNCTIONS[study.function](closes, **study.parameters)
-        if len(study.outputs) == 1:
-            values[study.outputs[0]] = result
+    for function, arguments, outputs in _CALLS:
+        result = function(closes, *arguments)
+        if len(outputs) == 1:
+            values[outputs[0]] = result
         else:
-            values.update(zip(study.outputs, result, strict=True))
+            values.update(zip(outputs, result, strict=True))
     return values  # in INDICATOR_NAMES order, which follows _STUDIES
 
 
