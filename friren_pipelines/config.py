@@ -44,7 +44,8 @@ class Settings:
         return self.home / "universe.txt"
 
 
-def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+def env_choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    """The variable's value, lower-cased, if it is one of `allowed` (empty or unset: `default`)."""
     value = env.get(name, default).strip().lower() or default
     if value not in allowed:
         raise ConfigError(f"{name}={value!r} is not valid; allowed values: {', '.join(allowed)}")
@@ -77,7 +78,7 @@ def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str | N
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate the `FRIREN_*` / `ALPACA_*` variables (defaults documented in the README)."""
     env = os.environ if env is None else env
-    source = _choice(env, "FRIREN_SOURCE", "synthetic", SOURCES)
+    source = env_choice(env, "FRIREN_SOURCE", "synthetic", SOURCES)
     csv_dir_raw = env.get("FRIREN_CSV_DIR", "").strip()
     csv_dir = Path(csv_dir_raw).expanduser().resolve() if csv_dir_raw else None
     if source == "csv" and csv_dir is None:
@@ -99,7 +100,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         alpaca_key_id=key_id,
         alpaca_secret_key=secret,
         alpaca_paper=_flag(env, "ALPACA_PAPER", True),
-        alpaca_feed=_choice(env, "ALPACA_DATA_FEED", "iex", ALPACA_FEEDS),
+        alpaca_feed=env_choice(env, "ALPACA_DATA_FEED", "iex", ALPACA_FEEDS),
         alpaca_url_override=env.get("ALPACA_URL_OVERRIDE", "").strip() or None,
         yfinance_auto_adjust=_flag(env, "FRIREN_YFINANCE_AUTO_ADJUST", False),
     )

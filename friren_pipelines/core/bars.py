@@ -141,6 +141,41 @@ def conform(
     return out.sort_values(["symbol", "timestamp"], kind="stable").reset_index(drop=True)
 
 
+def resample_to_5min(bars: pd.DataFrame) -> pd.DataFrame:
+    """Conformed 1-minute bars of one symbol as conformed 5-minute bars.
+
+    A 5-minute bar starts on a 5-minute mark: open first, high max, low min, close last, volume
+    and trade count summed, vwap weighted by volume. Adjustment and source are kept.
+    """
+    if bars.empty:
+        return bars.assign(timeframe=Timeframe.MIN5.value)
+    ordered = bars.sort_values("timestamp", kind="stable")
+    bucket = ordered["timestamp"].dt.floor("5min")
+    traded = ordered["vwap"] * ordered["volume"]
+    grouped = ordered.assign(traded=traded).groupby(bucket, sort=True)
+    volume = grouped["volume"].sum()
+    frame = pd.DataFrame(
+        {
+            "timestamp": volume.index,
+            "open": grouped["open"].first().to_numpy(),
+            "high": grouped["high"].max().to_numpy(),
+            "low": grouped["low"].min().to_numpy(),
+            "close": grouped["close"].last().to_numpy(),
+            "volume": volume.to_numpy(),
+            "vwap": (grouped["traded"].sum(min_count=1) / volume.where(volume > 0)).to_numpy(),
+            "trade_count": grouped["trade_count"].sum(min_count=1).to_numpy(),
+        }
+    )
+    first = bars.iloc[0]
+    return conform(
+        frame,
+        symbol=str(first["symbol"]),
+        timeframe=Timeframe.MIN5,
+        adjustment=str(first["adjustment"]),
+        source=str(first["source"]),
+    )
+
+
 class Severity(enum.StrEnum):
     ERROR = "error"  # the bars are unusable: nothing of the batch is stored
     WARNING = "warning"  # a real-data quirk: stored as delivered, and reported

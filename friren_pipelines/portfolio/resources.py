@@ -22,7 +22,7 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from friren_pipelines.account.resource import LiveAccount
-from friren_pipelines.config import ConfigError, Settings
+from friren_pipelines.config import ConfigError, Settings, env_choice
 from friren_pipelines.core.lots import METHODS, Method
 from friren_pipelines.portfolio.brokers import AlpacaBroker, Broker, CsvBroker
 
@@ -79,19 +79,12 @@ class LedgerResource(dg.ConfigurableResource):
         return cast(Method, self.lot_method)
 
 
-def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
-    value = env.get(name, "").strip().lower() or default
-    if value not in allowed:
-        raise ConfigError(f"{name}={value!r} is not valid; allowed values: {', '.join(allowed)}")
-    return value
-
-
 def portfolio_resources(
     settings: Settings, env: Mapping[str, str] | None = None
 ) -> dict[str, dg.ConfigurableResource]:
     """`broker` and `ledger`, chosen from the environment (see the module docstring)."""
     env = os.environ if env is None else env
-    kind = _choice(env, "FRIREN_BROKER", "demo", BROKERS)
+    kind = env_choice(env, "FRIREN_BROKER", "demo", BROKERS)
     csv_path = env.get("FRIREN_BROKER_CSV", "").strip() or None
     if kind == "csv" and not csv_path:
         raise ConfigError("FRIREN_BROKER=csv needs FRIREN_BROKER_CSV: the fills export to read")
@@ -120,7 +113,7 @@ def portfolio_resources(
             live_account=LiveAccount() if kind == "alpaca" else None,
         ),
         "ledger": LedgerResource(
-            lot_method=_choice(env, "FRIREN_LOT_METHOD", "fifo", METHODS),
+            lot_method=env_choice(env, "FRIREN_LOT_METHOD", "fifo", METHODS),
             annual_risk_free_rate=rate,
         ),
     }

@@ -58,7 +58,13 @@ import numpy as np
 import pandas as pd
 
 from friren_pipelines.core import calendar
-from friren_pipelines.core.bars import Timeframe, conform, empty_bars, normalize_symbol
+from friren_pipelines.core.bars import (
+    Timeframe,
+    conform,
+    empty_bars,
+    normalize_symbol,
+    resample_to_5min,
+)
 from friren_pipelines.sources.base import SourceDataError, UnknownSymbolError
 
 SOURCE = "csv"
@@ -198,37 +204,6 @@ def _refuse_overlaps(
                     "keep one of them in the folder"
                 )
         seen.update(dict.fromkeys(set(bars["session_date"]), bar_file.path))
-
-
-def resample_to_5min(bars: pd.DataFrame) -> pd.DataFrame:
-    """Conformed 1-minute bars of one symbol as 5-minute bars (rule in the module docstring)."""
-    if bars.empty:
-        return bars.assign(timeframe=Timeframe.MIN5.value)
-    ordered = bars.sort_values("timestamp", kind="stable")
-    bucket = ordered["timestamp"].dt.floor("5min")
-    traded = ordered["vwap"] * ordered["volume"]
-    grouped = ordered.assign(traded=traded).groupby(bucket, sort=True)
-    volume = grouped["volume"].sum()
-    frame = pd.DataFrame(
-        {
-            "timestamp": volume.index,
-            "open": grouped["open"].first().to_numpy(),
-            "high": grouped["high"].max().to_numpy(),
-            "low": grouped["low"].min().to_numpy(),
-            "close": grouped["close"].last().to_numpy(),
-            "volume": volume.to_numpy(),
-            "vwap": (grouped["traded"].sum(min_count=1) / volume.where(volume > 0)).to_numpy(),
-            "trade_count": grouped["trade_count"].sum(min_count=1).to_numpy(),
-        }
-    )
-    first = bars.iloc[0]
-    return conform(
-        frame,
-        symbol=str(first["symbol"]),
-        timeframe=Timeframe.MIN5,
-        adjustment=str(first["adjustment"]),
-        source=SOURCE,
-    )
 
 
 def _fail(bar_file: BarFile, line: int, column: str, problem: str) -> SourceDataError:

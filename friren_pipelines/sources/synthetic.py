@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from friren_pipelines.core import calendar
-from friren_pipelines.core.bars import Timeframe, conform, empty_bars
+from friren_pipelines.core.bars import Timeframe, conform, empty_bars, resample_to_5min
 
 SPLIT_RATIOS = (2, 3, 4)
 TREND_PER_SESSION = 0.08 / 252  # the adjusted price level grows about 8% a year
@@ -150,25 +150,6 @@ def _minute_bars(symbol: str, session: pd.Timestamp, day: pd.Series) -> pd.DataF
     )
 
 
-def _aggregate(minutes: pd.DataFrame, size: int) -> pd.DataFrame:
-    group = np.arange(len(minutes)) // size
-    grouped = minutes.groupby(group)
-    volume = grouped["volume"].sum()
-    value = (minutes["vwap"] * minutes["volume"]).groupby(group).sum()
-    return pd.DataFrame(
-        {
-            "timestamp": grouped["timestamp"].first(),
-            "open": grouped["open"].first(),
-            "high": grouped["high"].max(),
-            "low": grouped["low"].min(),
-            "close": grouped["close"].last(),
-            "volume": volume,
-            "vwap": np.round(value / volume.where(volume > 0), 4),
-            "trade_count": grouped["trade_count"].sum(),
-        }
-    )
-
-
 class SyntheticBarSource:
     name = "synthetic"
 
@@ -177,6 +158,11 @@ class SyntheticBarSource:
     ) -> pd.DataFrame:
         if timeframe == Timeframe.DAY1:
             raw = _daily_bars(symbols, start, end)
+            bars = (
+                empty_bars()
+                if raw.empty
+                else conform(raw, timeframe=timeframe, adjustment="raw", source=self.name)
+            )
         else:
             frames = []
             for symbol in symbols:
@@ -185,16 +171,19 @@ class SyntheticBarSource:
                     _minute_bars(symbol, ts, daily.iloc[i])
                     for i, ts in enumerate(pd.DatetimeIndex(daily.index))
                 ]
-                minutes = pd.concat(sessions, ignore_index=True) if sessions else None
-                if minutes is not None:
-                    size = timeframe.minutes or 1
-                    frames.append(minutes if size == 1 else _aggregate(minutes, size))
-                    frames[-1]["symbol"] = symbol
-            raw = pd.concat(frames, ignore_index=True) if frames else empty_bars()
-        bars = (
-            empty_bars()
-            if raw.empty
-            else conform(raw, timeframe=timeframe, adjustment="raw", source=self.name)
-        )
+                if not sessions:
+                    continue
+                minutes = conform(
+                    pd.concat(sessions, ignore_index=True),
+                    symbol=symbol,
+                    timeframe=Timeframe.MIN1,
+                    adjustment="raw",
+                    source=self.name,
+                )
+                if timeframe == Timeframe.MIN5:
+                    minutes = resample_to_5min(minutes)
+                    minutes["vwap"] = minutes["vwap"].round(4)
+                frames.append(minutes)
+            bars = pd.concat(frames, ignore_index=True) if frames else empty_bars()
         bars.attrs["excluded_extended_hours"] = 0
         return bars
