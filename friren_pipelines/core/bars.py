@@ -231,7 +231,9 @@ def _describe(row: pd.Series) -> str:
     return f"{when} {prices}".strip()
 
 
-def _outside_session(bars: pd.DataFrame, timeframe: Timeframe) -> pd.Series:
+def outside_session(bars: pd.DataFrame, timeframe: Timeframe) -> pd.Series:
+    """True for bars not in their session: intraday bars outside [open, close), daily bars not
+    stamped at their session's open, and bars dated on a day that is not a session."""
     sessions = pd.to_datetime(bars["session_date"].astype("datetime64[s]"))
     if sessions.empty:
         return pd.Series(False, index=bars.index)
@@ -264,7 +266,7 @@ def _rule_masks(bars: pd.DataFrame, timeframe: Timeframe) -> dict[str, pd.Series
         | (volume < 0),
         "rows with high < low": high < low,
         "duplicate timestamps": bars.duplicated(["symbol", "timestamp"], keep="first"),
-        "bars outside the trading session": _outside_session(bars, timeframe),
+        "bars outside the trading session": outside_session(bars, timeframe),
         "rows with open or close outside [low, high]": (high >= low)
         & (
             (bars[["open", "close"]].lt(low, axis=0)) | bars[["open", "close"]].gt(high, axis=0)

@@ -43,8 +43,8 @@ from friren_pipelines.sources.base import (
     SourceError,
     SourceUnavailableError,
     UnknownSymbolError,
+    in_regular_session,
 )
-from friren_pipelines.sources.csv_files import in_regular_session
 
 SOURCE = "alpaca"
 ADJUSTMENTS = {"raw": Adjustment.RAW, "split": Adjustment.SPLIT}

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 import pandas as pd
 
-from friren_pipelines.core.bars import Timeframe
+from friren_pipelines.core.bars import Timeframe, empty_bars, outside_session
 
 
 class SourceError(RuntimeError):
@@ -42,3 +42,26 @@ class BarSource(Protocol):
     def fetch_bars(
         self, symbols: Sequence[str], timeframe: Timeframe, start: dt.date, end: dt.date
     ) -> pd.DataFrame: ...
+
+
+def in_regular_session(
+    frames: Iterable[pd.DataFrame], timeframe: Timeframe, start: dt.date, end: dt.date
+) -> pd.DataFrame:
+    """Conformed bars of many symbols cut to the `BarSource` contract.
+
+    Keeps the bars whose session date lies in [start, end]; of intraday bars keeps those that
+    start inside the regular session (open inclusive, close exclusive, early closes honoured) and
+    counts the others, extended hours and non-session days alike, in
+    `attrs["excluded_extended_hours"]`. Sorted by (symbol, timestamp).
+    """
+    parts = [frame for frame in frames if len(frame)]
+    bars = pd.concat(parts, ignore_index=True) if parts else empty_bars()
+    bars = bars[(bars["session_date"] >= start) & (bars["session_date"] <= end)]
+    excluded = 0
+    if timeframe.is_intraday and len(bars):
+        outside = outside_session(bars, timeframe)
+        excluded = int(outside.sum())
+        bars = bars[~outside]
+    bars = bars.sort_values(["symbol", "timestamp"], kind="stable").reset_index(drop=True)
+    bars.attrs["excluded_extended_hours"] = excluded
+    return bars

@@ -50,22 +50,20 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from friren_pipelines.core import calendar
 from friren_pipelines.core.bars import (
     Timeframe,
     conform,
-    empty_bars,
     normalize_symbol,
     resample_to_5min,
 )
-from friren_pipelines.sources.base import SourceDataError, UnknownSymbolError
+from friren_pipelines.sources.base import SourceDataError, UnknownSymbolError, in_regular_session
 
 SOURCE = "csv"
 EXTENSIONS = (".csv", ".txt")
@@ -83,36 +81,6 @@ _OFFSET = r"(?:Z|[+-]\d{2}:?\d{2})$"
 # Close/Adj Close moving by more than this between two rows means a split sits in raw closes;
 # dividends move it by a few percent at most.
 SPLIT_SIZED_JUMP = 1.4
-
-
-def in_regular_session(
-    frames: Iterable[pd.DataFrame], timeframe: Timeframe, start: dt.date, end: dt.date
-) -> pd.DataFrame:
-    """Conformed bars of many symbols cut to the `BarSource` contract.
-
-    Keeps the bars whose session date lies in [start, end]; of intraday bars keeps those that
-    start inside the regular session (open inclusive, close exclusive, early closes honoured) and
-    counts the others, extended hours and non-session days alike, in
-    `attrs["excluded_extended_hours"]`. Sorted by (symbol, timestamp).
-    """
-    parts = [frame for frame in frames if len(frame)]
-    bars = pd.concat(parts, ignore_index=True) if parts else empty_bars()
-    bars = bars[(bars["session_date"] >= start) & (bars["session_date"] <= end)]
-    excluded = 0
-    if timeframe.is_intraday and len(bars):
-        table = calendar.session_table(min(bars["session_date"]), max(bars["session_date"]))
-        sessions = pd.DatetimeIndex(pd.to_datetime(bars["session_date"].astype("datetime64[s]")))
-        opens = table["open"].reindex(sessions).to_numpy()
-        closes = table["close"].reindex(sessions).to_numpy()
-        stamps = bars["timestamp"].to_numpy()
-        known = ~pd.isna(opens)
-        inside = np.zeros(len(bars), dtype=bool)
-        inside[known] = (stamps[known] >= opens[known]) & (stamps[known] < closes[known])
-        excluded = int((~inside).sum())
-        bars = bars[inside]
-    bars = bars.sort_values(["symbol", "timestamp"], kind="stable").reset_index(drop=True)
-    bars.attrs["excluded_extended_hours"] = excluded
-    return bars
 
 
 @dataclass(frozen=True)

@@ -58,8 +58,8 @@ from friren_pipelines.sources.base import (
     SourceError,
     SourceUnavailableError,
     UnknownSymbolError,
+    in_regular_session,
 )
-from friren_pipelines.sources.csv_files import in_regular_session
 
 SOURCE = "yfinance"
 INTERVALS = {Timeframe.MIN1: "1m", Timeframe.MIN5: "5m", Timeframe.DAY1: "1d"}
