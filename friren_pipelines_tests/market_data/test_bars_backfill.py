@@ -111,7 +111,7 @@ def test_a_run_killed_mid_write_loses_nothing_and_a_rerun_heals_it(
     monkeypatch.setattr(warehouse_module.Warehouse, "write", dies_on_third_file)
     killed = friren(*args)
     assert killed.exit_code == 1 and "killed" in killed.output
-    assert _sql_rows(on_postgres) == rows  # the SQL transaction never started
+    assert _sql_rows(on_postgres) == rows  # the SQL transaction rolled back
     assert not list(home.rglob(".data.parquet.*"))
     monkeypatch.setattr(warehouse_module.Warehouse, "write", real_write)
     healed = friren(*args)
