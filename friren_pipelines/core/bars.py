@@ -109,8 +109,9 @@ def conform(
     """Give a source's frame the bar columns and types.
 
     `frame` needs `timestamp` (tz-aware) and open/high/low/close/volume; vwap and trade_count are
-    optional; `symbol` names the frame's one symbol, or None when the frame has a symbol column. The session date is derived from the timestamp; daily bars are re-stamped at their
-    session open so that every source labels a day the same way.
+    optional; `symbol` names the frame's one symbol, or None when the frame has a symbol column.
+    The session date is derived from the timestamp; daily bars are re-stamped at their session
+    open so that every source labels a day the same way.
     """
     if adjustment not in ADJUSTMENTS:
         raise ValueError(f"adjustment {adjustment!r} is not one of {ADJUSTMENTS}")
@@ -119,14 +120,15 @@ def conform(
     out["timeframe"] = timeframe.value
     stamps = pd.to_datetime(frame["timestamp"], utc=True).dt.as_unit("us")
     local_days = stamps.dt.tz_convert(calendar.NEW_YORK).dt.tz_localize(None).dt.normalize()
+    # Dates and opens are looked up once per distinct day (`.dt.date` boxes every row).
+    day_of_row, days = pd.factorize(local_days, use_na_sentinel=False)
     if not timeframe.is_intraday and len(stamps):
-        table = calendar.session_table(local_days.min().date(), local_days.max().date())
-        opens = table["open"].reindex(pd.DatetimeIndex(local_days)).set_axis(stamps.index)
+        opens = _session_table(pd.DatetimeIndex(days))["open"].dt.as_unit("us").array
+        opens = pd.Series(opens.take(day_of_row), index=stamps.index)
         # Non-sessions keep their own stamp so that validation can name them.
-        opens = opens.dt.tz_convert("UTC").dt.as_unit("us")
         stamps = opens.where(opens.notna(), stamps)
     out["timestamp"] = stamps
-    out["session_date"] = local_days.dt.date
+    out["session_date"] = np.array([day.date() for day in days], dtype=object)[day_of_row]
     for column in (*PRICE_COLUMNS, "volume", "vwap"):
         if column in frame:
             out[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
@@ -138,7 +140,8 @@ def conform(
         out["trade_count"] = pd.array([pd.NA] * len(frame), dtype="Int64")
     out["adjustment"] = adjustment
     out["source"] = source
-    return out.sort_values(["symbol", "timestamp"], kind="stable").reset_index(drop=True)
+    order = _bar_order(pd.factorize(out["symbol"], sort=True)[0], _utc_stamps(out["timestamp"]))
+    return (out if order is None else out.take(order)).reset_index(drop=True)
 
 
 def resample_to_5min(bars: pd.DataFrame) -> pd.DataFrame:
@@ -224,56 +227,92 @@ RULES: dict[str, Severity] = {
 }
 
 
-def _describe(row: pd.Series) -> str:
-    stamp = pd.Timestamp(row["timestamp"])
+def _describe(stamp: pd.Timestamp, prices: dict[str, float]) -> str:
     when = stamp.tz_convert(calendar.NEW_YORK).strftime("%Y-%m-%d %H:%M %Z")
-    prices = " ".join(f"{c[0]}={row[c]:g}" for c in PRICE_COLUMNS if c in row and pd.notna(row[c]))
-    return f"{when} {prices}".strip()
+    text = " ".join(f"{c[0]}={v:g}" for c, v in prices.items() if pd.notna(v))
+    return f"{when} {text}".strip()
+
+
+def _utc_stamps(stamps: pd.Series) -> np.ndarray:
+    """Tz-aware stamps as naive UTC datetime64 (compared without boxing each stamp)."""
+    return stamps.dt.tz_convert(None).to_numpy()
+
+
+def _bar_order(symbol_codes: np.ndarray, stamps: np.ndarray) -> np.ndarray | None:
+    """Row positions in (symbol, timestamp) order as a stable `sort_values` gives them, or None
+    when the rows are in that order already (the usual case, checked in one pass).
+
+    `symbol_codes` come from `pd.factorize(..., sort=True)`; missing symbols (-1) and stamps
+    (NaT) sort last, as pandas puts them.
+    """
+    symbols = np.where(symbol_codes < 0, np.iinfo(np.intp).max, symbol_codes)
+    times = np.where(np.isnat(stamps), np.iinfo(np.int64).max, stamps.view(np.int64))
+    step = np.diff(symbols)
+    if np.all((step > 0) | ((step == 0) & (times[1:] >= times[:-1]))):
+        return None
+    return np.lexsort((times, symbols))
+
+
+def _session_table(days: pd.DatetimeIndex) -> pd.DataFrame:
+    """`open` and `close` (UTC) of the session on each naive New York date, NaT for non-sessions."""
+    table = calendar.session_table(days.min().date(), days.max().date())
+    return table.reindex(days)
+
+
+def _outside_session(
+    session_dates: pd.Series, stamps: np.ndarray, timeframe: Timeframe
+) -> np.ndarray:
+    """`outside_session` over naive UTC `stamps`, one calendar look-up per distinct session."""
+    if not len(stamps):
+        return np.zeros(0, dtype=bool)
+    session_of_row, sessions = pd.factorize(session_dates, use_na_sentinel=False)
+    table = _session_table(pd.DatetimeIndex(sessions.astype("datetime64[s]")))
+    # In the stamps' unit: numpy compares mixed units several times slower.
+    opens = _utc_stamps(table["open"]).astype(stamps.dtype)[session_of_row]
+    if timeframe.is_intraday:
+        closes = _utc_stamps(table["close"]).astype(stamps.dtype)[session_of_row]
+        return ~((stamps >= opens) & (stamps < closes))
+    return ~(stamps == opens)  # NaT (no session, or no stamp) compares unequal
 
 
 def outside_session(bars: pd.DataFrame, timeframe: Timeframe) -> pd.Series:
     """True for bars not in their session: intraday bars outside [open, close), daily bars not
     stamped at their session's open, and bars dated on a day that is not a session."""
-    sessions = pd.to_datetime(bars["session_date"].astype("datetime64[s]"))
-    if sessions.empty:
-        return pd.Series(False, index=bars.index)
-    table = calendar.session_table(sessions.min().date(), sessions.max().date())
-    opens = table["open"].reindex(pd.DatetimeIndex(sessions)).to_numpy()
-    closes = table["close"].reindex(pd.DatetimeIndex(sessions)).to_numpy()
-    stamps = bars["timestamp"].to_numpy()
-    known = ~pd.isna(opens)
-    inside = np.zeros(len(bars), dtype=bool)
-    if timeframe.is_intraday:
-        inside[known] = (stamps[known] >= opens[known]) & (stamps[known] < closes[known])
-    else:
-        inside[known] = stamps[known] == opens[known]
-    return pd.Series(~inside, index=bars.index)
+    stamps = _utc_stamps(bars["timestamp"])
+    return pd.Series(_outside_session(bars["session_date"], stamps, timeframe), index=bars.index)
 
 
-def _rule_masks(bars: pd.DataFrame, timeframe: Timeframe) -> dict[str, pd.Series]:
-    prices = bars[list(PRICE_COLUMNS)]
-    low, high = bars["low"], bars["high"]
-    close = bars["close"]
-    previous_close = close.groupby(bars["symbol"]).shift(1)
-    previous_volume = bars["volume"].groupby(bars["symbol"]).shift(1)
-    volume = bars["volume"]
+def _rule_masks(
+    values: dict[str, np.ndarray], stamps: np.ndarray, symbol_codes: np.ndarray, outside: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Rows breaking each rule of `RULES`; all arrays in (symbol, timestamp) order."""
+    open_, high, low, close, volume = (values[c] for c in (*PRICE_COLUMNS, "volume"))
+    prices = np.stack([open_, high, low, close])
+    # Each symbol's first bar has no previous bar: it never jumps, spikes or repeats a stamp.
+    first = np.ones(len(volume), dtype=bool)
+    first[1:] = symbol_codes[1:] != symbol_codes[:-1]
+    previous_close = np.where(first, np.nan, np.roll(close, 1))
+    previous_volume = np.where(first, np.nan, np.roll(volume, 1))
+    times = stamps.view(np.int64)  # NaT equals NaT here, as in `duplicated`
+    repeated = ~first
+    repeated[1:] &= times[1:] == times[:-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        jumps = np.abs(close / previous_close - 1) > PRICE_JUMP_LIMIT
     return {
-        "rows with a null price": prices.isna().any(axis=1),
-        "rows with an infinite price": np.isinf(prices).any(axis=1),
-        "rows with a non-positive price": (prices <= 0).any(axis=1),
-        "rows with a missing, infinite or negative volume": volume.isna()
+        "rows with a null price": np.isnan(prices).any(axis=0),
+        "rows with an infinite price": np.isinf(prices).any(axis=0),
+        "rows with a non-positive price": (prices <= 0).any(axis=0),
+        "rows with a missing, infinite or negative volume": np.isnan(volume)
         | np.isinf(volume)
         | (volume < 0),
         "rows with high < low": high < low,
-        "duplicate timestamps": bars.duplicated(["symbol", "timestamp"], keep="first"),
-        "bars outside the trading session": outside_session(bars, timeframe),
+        "duplicate timestamps": repeated,
+        "bars outside the trading session": outside,
         "rows with open or close outside [low, high]": (high >= low)
-        & (
-            (bars[["open", "close"]].lt(low, axis=0)) | bars[["open", "close"]].gt(high, axis=0)
-        ).any(axis=1),
-        "price jumps over 50%": (close / previous_close - 1).abs() > PRICE_JUMP_LIMIT,
+        & ((open_ < low) | (close < low) | (open_ > high) | (close > high)),
+        "price jumps over 50%": jumps,
         "volume spikes over 3x": (previous_volume > 0)
-        & (bars["volume"] > VOLUME_SPIKE_LIMIT * previous_volume),
+        & (volume > VOLUME_SPIKE_LIMIT * previous_volume),
     }
 
 
@@ -281,6 +320,7 @@ def validate_bars(bars: pd.DataFrame, timeframe: Timeframe) -> list[BarIssue]:
     """Every rule of `RULES` that some bars break, per symbol, errors first.
 
     Missing required columns are reported as a single ERROR issue (nothing else can be checked).
+    Bars without a symbol are not reported.
     """
     missing = [c for c in REQUIRED_COLUMNS if c not in bars.columns]
     if missing:
@@ -297,22 +337,40 @@ def validate_bars(bars: pd.DataFrame, timeframe: Timeframe) -> list[BarIssue]:
         ]
     if bars.empty:
         return []
-    ordered = bars.sort_values(["symbol", "timestamp"], kind="stable")
-    issues: list[BarIssue] = []
-    for rule, mask in _rule_masks(ordered, timeframe).items():
-        hits = ordered[mask.fillna(False).astype(bool)]
-        for group, rows in hits.groupby("symbol", sort=True):
-            first = rows.iloc[0]
-            issues.append(
-                BarIssue(
-                    rule=rule,
-                    severity=RULES[rule],
-                    symbol=str(group),
-                    session=first["session_date"],
-                    count=len(rows),
-                    first_row=_describe(first),
-                )
-            )
+    symbol_codes, symbols = pd.factorize(bars["symbol"], sort=True)
+    stamps = _utc_stamps(bars["timestamp"])
+    outside = _outside_session(bars["session_date"], stamps, timeframe)
+    order = _bar_order(symbol_codes, stamps)
+    rows = np.arange(len(bars)) if order is None else order  # positions in `bars`, in order
+    symbol_codes = symbol_codes[rows]
+    values = {
+        c: bars[c].to_numpy(dtype="float64", na_value=np.nan)[rows]
+        for c in (*PRICE_COLUMNS, "volume")
+    }
+    masks = _rule_masks(values, stamps[rows], symbol_codes, outside[rows])
+    found: list[tuple[str, int, int, int]] = []  # rule, symbol code, count, first row in `bars`
+    for rule, mask in masks.items():
+        hits = np.flatnonzero(mask)
+        hits = hits[symbol_codes[hits] >= 0]
+        starts = np.flatnonzero(np.diff(symbol_codes[hits], prepend=-1))
+        counts = np.diff(starts, append=hits.size)
+        for start, count in zip(starts, counts, strict=True):
+            found.append((rule, int(symbol_codes[hits[start]]), int(count), int(rows[hits[start]])))
+    firsts = bars.iloc[[first for *_, first in found]]
+    cells = {c: firsts[c].tolist() for c in ("timestamp", "session_date", *PRICE_COLUMNS)}
+    issues = [
+        BarIssue(
+            rule=rule,
+            severity=RULES[rule],
+            symbol=str(symbols[code]),
+            session=cells["session_date"][i],
+            count=count,
+            first_row=_describe(
+                pd.Timestamp(cells["timestamp"][i]), {c: cells[c][i] for c in PRICE_COLUMNS}
+            ),
+        )
+        for i, (rule, code, count, _) in enumerate(found)
+    ]
     return sorted(issues, key=lambda issue: issue.severity != Severity.ERROR)
 
 

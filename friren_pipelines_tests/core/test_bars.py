@@ -6,6 +6,7 @@ import pytest
 
 from friren_pipelines.core.bars import (
     BAR_COLUMNS,
+    PRICE_COLUMNS,
     BarValidationError,
     Severity,
     Timeframe,
@@ -67,6 +68,65 @@ def test_unusable_bars_are_errors(
 ) -> None:
     issues = validate_bars(_daily(rows), Timeframe.DAY1)
     assert any(rule in i.rule and i.severity == Severity.ERROR for i in issues)
+
+
+def _bars(symbol: str, rows: list[tuple[str, float, float, float, float, float]]) -> pd.DataFrame:
+    """Conformed 1-minute bars of one symbol from (New York time, open, high, low, close, volume)."""
+    frame = pd.DataFrame(rows, columns=["timestamp", "open", "high", "low", "close", "volume"])
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"]).dt.tz_localize("America/New_York")
+    return conform(frame, symbol=symbol, timeframe=Timeframe.MIN1, adjustment="raw", source="csv")
+
+
+def test_issues_are_per_symbol_and_name_the_earliest_bar_whatever_the_row_order() -> None:
+    bad, good = (10, 9, 11, 10, 100), (10, 11, 9, 10, 100)
+    bars = pd.concat(
+        [
+            _bars("BBB", [("2024-03-15 10:00", *bad), ("2024-03-15 10:01", *bad)]),
+            _bars("AAA", [(f"2024-03-15 10:0{m}", *(bad if m else good)) for m in range(3)]),
+        ]
+    )
+    shuffled = bars.sample(frac=1.0, random_state=3)
+    issues = [i for i in validate_bars(shuffled, Timeframe.MIN1) if "high < low" in i.rule]
+    assert [(i.symbol, i.count, i.first_row[:16]) for i in issues] == [
+        ("AAA", 2, "2024-03-15 10:01"),
+        ("BBB", 2, "2024-03-15 10:00"),
+    ]
+    assert validate_bars(shuffled, Timeframe.MIN1) == validate_bars(bars, Timeframe.MIN1)
+
+
+def test_jumps_spikes_and_duplicates_are_measured_within_a_symbol_only() -> None:
+    # The same minutes in two symbols, AAA at 10 and BBB at 100 with ten times the volume.
+    minutes = ["2024-03-15 10:00", "2024-03-15 10:01"]
+    bars = pd.concat(
+        [
+            _bars("AAA", [(m, 10, 10, 10, 10, 100) for m in minutes]),
+            _bars("BBB", [(m, 100, 100, 100, 100, 1000) for m in minutes]),
+        ],
+        ignore_index=True,
+    )
+    assert validate_bars(bars, Timeframe.MIN1) == []
+    bars.loc[3, [*PRICE_COLUMNS, "volume"]] = [200, 200, 200, 200, 4000]  # BBB doubles on 4x volume
+    issues = validate_bars(bars, Timeframe.MIN1)
+    assert [(i.rule, i.symbol, i.count) for i in issues] == [
+        ("price jumps over 50%", "BBB", 1),
+        ("volume spikes over 3x", "BBB", 1),
+    ]
+
+
+def test_intraday_bars_before_the_open_or_from_the_early_close_on_are_outside_the_session() -> None:
+    day = "2024-11-29"  # the day after Thanksgiving closes at 13:00
+    bars = _bars(
+        "XYZ", [(f"{day} {t}", 10, 11, 9, 10, 100) for t in ("09:29", "09:30", "12:59", "13:00")]
+    )
+    (issue,) = validate_bars(bars, Timeframe.MIN1)
+    assert issue.rule == "bars outside the trading session" and issue.severity == Severity.ERROR
+    assert issue.count == 2 and issue.first_row.startswith(f"{day} 09:29 EST")
+
+
+def test_bars_without_a_symbol_are_not_reported() -> None:
+    bars = _daily([("2024-03-15", 10, 9, 11, 10)])
+    bars["symbol"] = None
+    assert validate_bars(bars, Timeframe.DAY1) == []
 
 
 def test_missing_columns_are_named() -> None:
