@@ -145,21 +145,22 @@ def conform(
 
 
 def resample_to_5min(bars: pd.DataFrame) -> pd.DataFrame:
-    """Conformed 1-minute bars of one symbol as conformed 5-minute bars.
+    """Conformed 1-minute bars (any number of symbols) as conformed 5-minute bars.
 
     A 5-minute bar starts on a 5-minute mark: open first, high max, low min, close last, volume
-    and trade count summed, vwap weighted by volume. Adjustment and source are kept.
+    and trade count summed, vwap weighted by volume. Adjustment and source are the first row's.
     """
     if bars.empty:
         return bars.assign(timeframe=Timeframe.MIN5.value)
-    ordered = bars.sort_values("timestamp", kind="stable")
+    ordered = bars.sort_values(["symbol", "timestamp"], kind="stable")
     bucket = ordered["timestamp"].dt.floor("5min")
     traded = ordered["vwap"] * ordered["volume"]
-    grouped = ordered.assign(traded=traded).groupby(bucket, sort=True)
+    grouped = ordered.assign(traded=traded, bucket=bucket).groupby(["symbol", "bucket"], sort=True)
     volume = grouped["volume"].sum()
     frame = pd.DataFrame(
         {
-            "timestamp": volume.index,
+            "symbol": volume.index.get_level_values("symbol"),
+            "timestamp": volume.index.get_level_values("bucket"),
             "open": grouped["open"].first().to_numpy(),
             "high": grouped["high"].max().to_numpy(),
             "low": grouped["low"].min().to_numpy(),
@@ -172,7 +173,6 @@ def resample_to_5min(bars: pd.DataFrame) -> pd.DataFrame:
     first = bars.iloc[0]
     return conform(
         frame,
-        symbol=str(first["symbol"]),
         timeframe=Timeframe.MIN5,
         adjustment=str(first["adjustment"]),
         source=str(first["source"]),

@@ -1,13 +1,18 @@
 """A deterministic, offline source of realistic bars: the embedded default.
 
-Every number is a pure function of (symbol, session): each symbol's daily path is drawn from a
-generator seeded by the symbol and always walked from the calendar's first session, so any range,
-chunking or order of requests yields the same bars. Properties a consumer can rely on:
+Every number is a pure function of (symbol, session), so any range, chunking or order of
+requests yields the same bars:
+- a symbol's close walks from the calendar's first session on shocks drawn from a generator
+  seeded by the symbol; a session's close depends only on the shocks up to it;
+- the rest of a daily bar (opening gap, wicks, volume) is drawn from a generator seeded by
+  (symbol, year) and the minute bars from one seeded by (symbol, session), so a request draws
+  only for the years and sessions it returns.
+Properties a consumer can rely on:
 - bars only inside XNYS sessions, early closes included (fewer minute bars that day);
 - OHLC consistent (low ≤ open, close ≤ high), prices in cents, volume in whole shares;
 - intraday volume is U-shaped; minute paths run from the day's open to its close and stay inside
   the day's range; 5-minute bars are aggregates of the 1-minute bars;
-- occasional splits (2:1, 3:1 or 4:1, about one per symbol per eight years): prices are **raw**,
+- occasional splits (2:1, 3:1 or 4:1, about one per symbol per 13 years): prices are **raw**,
   so a split shows as a drop of 1/ratio at the open (adjustment = "raw").
 """
 
@@ -28,126 +33,157 @@ SPLIT_RATIOS = (2, 3, 4)
 TREND_PER_SESSION = 0.08 / 252  # the adjusted price level grows about 8% a year
 REVERSION_PER_SESSION = 0.001  # log price reverts to its trend (stationary spread ~ 35%)
 SPLIT_AT_MULTIPLE = 2.5  # a split happens when the raw price first reaches 2.5x its start level
+MICROS_PER_MINUTE = 60_000_000
 
 
-def _seed(*parts: object) -> int:
+def _rng(*parts: object) -> np.random.Generator:
+    """A generator seeded by the SHA-256 of `parts`: the same parts always draw the same numbers."""
     digest = hashlib.sha256("|".join(map(str, parts)).encode()).digest()
-    return int.from_bytes(digest[:8], "little")
+    return np.random.default_rng(np.frombuffer(digest, dtype=np.uint32))
 
 
 @lru_cache(maxsize=1)
-def _all_sessions() -> pd.DatetimeIndex:
+def _sessions() -> pd.DataFrame:
+    """Every session of the calendar, with its `open` and `close` in µs since the epoch (UTC)."""
     table = calendar.session_table(calendar.CALENDAR_START, calendar.calendar_end())
-    return pd.DatetimeIndex(table.index)
+    return pd.DataFrame(
+        {c: pd.DatetimeIndex(table[c]).as_unit("us").asi8 for c in ("open", "close")},
+        index=pd.DatetimeIndex(table.index),
+    )
 
 
-@lru_cache(maxsize=4096)
-def _daily_path(symbol: str) -> pd.DataFrame:
-    """The symbol's whole daily history (raw prices), indexed by session."""
-    sessions = _all_sessions()
-    n = len(sessions)
-    rng = np.random.default_rng(_seed("daily", symbol))
-    level = float(rng.uniform(20, 300))
-    volatility = float(rng.uniform(0.01, 0.025))
-    base_volume = float(rng.uniform(2e5, 5e7))
-    split_ratio = int(rng.choice(SPLIT_RATIOS))
-    shocks = rng.normal(0, volatility, n)
-    gaps = rng.normal(0, volatility / 3, n)
-    wicks = np.abs(rng.normal(0, volatility / 2, (2, n)))
-    volume_noise = rng.lognormal(0, 0.25, n)
-
-    # Log price: an AR(1) around a rising trend, x_t = phi * x_(t-1) + u_t, in closed form.
+@lru_cache(maxsize=1)
+def _path_weights() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Trend, phi^t and phi^-t of the log price for every session t of the calendar (t = 0 at its
+    first session), phi = 1 - REVERSION_PER_SESSION; shared by every symbol (`**` is slow)."""
+    t = np.arange(len(_sessions()), dtype=float)
     phi = 1 - REVERSION_PER_SESSION
-    t = np.arange(n)
-    trend = np.log(level) + TREND_PER_SESSION * t
-    innovations = REVERSION_PER_SESSION * trend + shocks
-    innovations[0] = 0.0
-    deviation_free = phi**t * (np.log(level) + np.cumsum(innovations * phi ** (-t.astype(float))))
-    adjusted_close = np.exp(deviation_free)
-    # Splits never reverse: count them from the running maximum of the adjusted price.
-    peak = np.maximum.accumulate(adjusted_close)
-    threshold = SPLIT_AT_MULTIPLE * level
-    splits = np.maximum(0, np.floor(np.log(peak / threshold) / np.log(split_ratio)) + 1)
-    cumulative_split = float(split_ratio) ** splits
-    close = adjusted_close / cumulative_split
+    return TREND_PER_SESSION * t, phi**t, phi**-t
+
+
+def _daily(symbols: Sequence[str], first: int, last: int) -> dict[str, np.ndarray]:
+    """Raw daily open/high/low/close/volume with one row per symbol and one column per session
+    of first..last-1 (positions in `_sessions()`)."""
+    k, m = len(symbols), last - first
+    volatility, base_volume = np.empty((k, 1)), np.empty((k, 1))
+    log_close = np.empty((k, m + 1))  # adjusted, from the close before the first session
+    split_factor = np.empty((k, m))
+    trend, decay, growth = (weights[:last] for weights in _path_weights())
+    for row, symbol in enumerate(symbols):
+        rng = _rng("daily", symbol)
+        level = rng.uniform(20, 300)
+        volatility[row] = rng.uniform(0.01, 0.025)
+        base_volume[row] = rng.uniform(2e5, 5e7)
+        ratio = SPLIT_RATIOS[rng.integers(len(SPLIT_RATIOS))]
+        # Log price over the start level: trend + an AR(1) deviation d_t = phi * d_(t-1) + u_t,
+        # in closed form d_t = phi^t * sum(u_s / phi^s for s <= t), computed in place.
+        path = rng.standard_normal(last)  # the first `last` draws of an endless stream
+        path[0] = 0.0  # the first session closes at the start level
+        path *= growth
+        np.cumsum(path, out=path)
+        path *= decay
+        path *= volatility[row]
+        path += trend
+        # Splits never reverse: count them from the running maximum of the price.
+        peak = np.maximum.accumulate(path)[first:]
+        splits = np.floor((peak - np.log(SPLIT_AT_MULTIPLE)) / np.log(ratio)) + 1
+        split_factor[row] = float(ratio) ** np.maximum(splits, 0)
+        log_close[row] = np.log(level) + np.concatenate([path[:1], path])[first:]
+    adjusted = np.exp(log_close)
     # The open gaps from yesterday's close, on today's share count (the split day drops at the open).
-    previous_close = np.concatenate([[level], adjusted_close[:-1]]) / cumulative_split
-    open_ = np.maximum(np.round(previous_close * np.exp(gaps), 2), 0.01)
+    previous_close, close = adjusted[:, :-1] / split_factor, adjusted[:, 1:] / split_factor
+    gaps, up, down, volume_noise = _session_noise(symbols, first, last)
+    open_ = np.maximum(np.round(previous_close * np.exp(gaps * volatility / 3), 2), 0.01)
     close = np.maximum(np.round(close, 2), 0.01)
-    high = np.round(np.maximum(open_, close) * np.exp(wicks[0]), 2)
-    low = np.maximum(np.round(np.minimum(open_, close) * np.exp(-wicks[1]), 2), 0.01)
-    high = np.maximum(high, np.maximum(open_, close))
-    low = np.minimum(low, np.minimum(open_, close))
-    volume = np.round(base_volume * cumulative_split * volume_noise)
-    return pd.DataFrame(
-        {"open": open_, "high": high, "low": low, "close": close, "volume": volume},
-        index=sessions,
-    )
-
-
-def _daily_bars(symbols: Sequence[str], start: dt.date, end: dt.date) -> pd.DataFrame:
-    """Daily bars of many symbols, assembled from the cached paths with numpy slices."""
-    sessions = _all_sessions()
-    first, last = (
-        sessions.searchsorted(pd.Timestamp(start)),
-        sessions.searchsorted(pd.Timestamp(end), side="right"),
-    )
-    chosen = sessions[first:last]
-    columns: dict[str, list[np.ndarray]] = {
-        c: [] for c in ("open", "high", "low", "close", "volume")
+    high = np.round(np.maximum(open_, close) * np.exp(np.abs(up) * volatility / 2), 2)
+    low = np.round(np.minimum(open_, close) * np.exp(-np.abs(down) * volatility / 2), 2)
+    return {
+        "open": open_,
+        "high": np.maximum(high, np.maximum(open_, close)),
+        "low": np.minimum(np.maximum(low, 0.01), np.minimum(open_, close)),
+        "close": close,
+        "volume": np.round(base_volume * split_factor * np.exp(0.25 * volume_noise)),
     }
-    for symbol in symbols:
-        path = _daily_path(symbol)
-        for column, parts in columns.items():
-            parts.append(path[column].to_numpy()[first:last])
-    raw = pd.DataFrame({column: np.concatenate(parts) for column, parts in columns.items()})
-    raw["symbol"] = np.repeat(np.asarray(symbols, dtype=object), len(chosen))
-    midnights = chosen.tz_localize(calendar.NEW_YORK).as_unit("us").asi8
-    raw["timestamp"] = pd.to_datetime(np.tile(midnights, len(symbols)), unit="us", utc=True)
-    raw["vwap"] = np.round((raw["high"] + raw["low"] + raw["close"]) / 3, 4)
-    raw["trade_count"] = np.maximum(np.round(raw["volume"] / 120), 1).astype("int64")
-    return raw
 
 
-def _minute_bars(symbol: str, session: pd.Timestamp, day: pd.Series) -> pd.DataFrame:
-    """One session's 1-minute bars: a bridge from the day's open to its close inside its range."""
-    starts = calendar.bar_starts(session.date(), 1)
-    n = len(starts)
-    rng = np.random.default_rng(_seed("minute", symbol, session.date().isoformat()))
-    steps = rng.normal(0, 1, n)
-    walk = np.concatenate([[0.0], np.cumsum(steps)])
-    bridge = walk - np.linspace(0, walk[-1], n + 1)
-    line = np.linspace(day["open"], day["close"], n + 1)
-    room_up = day["high"] - line
-    room_down = line - day["low"]
-    scale = min(
-        float(np.min(np.where(bridge > 0, room_up / np.maximum(bridge, 1e-12), np.inf))),
-        float(np.min(np.where(bridge < 0, room_down / np.maximum(-bridge, 1e-12), np.inf))),
+def _session_noise(symbols: Sequence[str], first: int, last: int) -> np.ndarray:
+    """Standard normals (gap, upper wick, lower wick, volume) x symbols x sessions first..last-1.
+
+    Drawn a calendar year at a time from a generator seeded by (symbol, year), so that a
+    session's draws depend on its place in its year, never on the range requested.
+    """
+    years = pd.DatetimeIndex(_sessions().index).year.to_numpy()
+    noise = np.empty((4, len(symbols), last - first))
+    for year in np.unique(years[first:last]):
+        year_first, year_last = np.searchsorted(years, [year, year + 1])
+        lo, hi = max(first, year_first), min(last, year_last)
+        for row, symbol in enumerate(symbols):
+            draws = _rng("session", symbol, year).standard_normal((4, year_last - year_first))
+            noise[:, row, lo - first : hi - first] = draws[:, lo - year_first : hi - year_first]
+    return noise
+
+
+def _session_minutes(
+    symbols: Sequence[str], session: dt.date, n: int, day: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """One session's n 1-minute bars of each symbol (rows): a bridge from the day's open to its
+    close inside its range. `day` holds each symbol's daily bar of the session."""
+    noise = np.empty((len(symbols), 4, n))
+    for row, symbol in enumerate(symbols):
+        _rng("minute", symbol, session.isoformat()).standard_normal(out=noise[row])
+    day_open, day_high, day_low, day_close, day_volume = (
+        day[c][:, None] for c in ("open", "high", "low", "close", "volume")
     )
-    path = np.round(line + bridge * min(scale, day["close"] * 0.002 * np.sqrt(n)) * 0.95, 2)
-    path = np.clip(path, day["low"], day["high"])
-    path[0], path[-1] = day["open"], day["close"]
-    opens, closes = path[:-1], path[1:]
-    wick = np.abs(rng.normal(0, day["close"] * 0.0004, (2, n)))
-    highs = np.minimum(np.round(np.maximum(opens, closes) + wick[0], 2), day["high"])
-    lows = np.maximum(np.round(np.minimum(opens, closes) - wick[1], 2), day["low"])
-    position = np.linspace(-1, 1, n)
-    shape = 1 + 2.5 * position**2  # U-shaped: busy open and close, quiet lunch
-    weights = shape * rng.lognormal(0, 0.2, n)
-    volume = np.floor(day["volume"] * weights / weights.sum())
-    typical = (highs + lows + closes) / 3
-    return pd.DataFrame(
-        {
-            "timestamp": starts,
-            "open": opens,
-            "high": highs,
-            "low": lows,
-            "close": closes,
-            "volume": volume,
-            "vwap": np.round(typical, 4),
-            "trade_count": np.maximum(np.round(volume / 120), 1).astype("int64"),
-        }
-    )
+    fraction = np.arange(n + 1) / n
+    walk = np.concatenate([np.zeros((len(symbols), 1)), np.cumsum(noise[:, 0], axis=1)], axis=1)
+    bridge = walk - walk[:, -1:] * fraction
+    line = day_open + (day_close - day_open) * fraction
+    # The widest bridge that keeps the path inside [low, high], capped near a typical day's range.
+    up = np.where(bridge > 0, (day_high - line) / np.maximum(bridge, 1e-12), np.inf)
+    down = np.where(bridge < 0, (line - day_low) / np.maximum(-bridge, 1e-12), np.inf)
+    room = np.minimum(up.min(axis=1), down.min(axis=1))[:, None]
+    amplitude = np.minimum(room, day_close * 0.002 * np.sqrt(n)) * 0.95
+    path = np.clip(np.round(line + bridge * amplitude, 2), day_low, day_high)
+    path[:, 0], path[:, -1] = day["open"], day["close"]
+    opens, closes = path[:, :-1], path[:, 1:]
+    wick = day_close * 0.0004
+    highs = np.round(np.maximum(opens, closes) + np.abs(noise[:, 1]) * wick, 2)
+    lows = np.round(np.minimum(opens, closes) - np.abs(noise[:, 2]) * wick, 2)
+    shape = 1 + 2.5 * np.linspace(-1, 1, n) ** 2  # U-shaped: busy open and close, quiet lunch
+    weights = shape * np.exp(0.2 * noise[:, 3])
+    return {
+        "open": opens,
+        "high": np.minimum(highs, day_high),
+        "low": np.maximum(lows, day_low),
+        "close": closes,
+        "volume": np.floor(day_volume * weights / weights.sum(axis=1, keepdims=True)),
+    }
+
+
+def _intraday(symbols: Sequence[str], first: int, last: int) -> dict[str, np.ndarray]:
+    """1-minute bars and their starts (µs, UTC) with one row per symbol, sessions first..last-1
+    one after the other along each row."""
+    sessions = _sessions().iloc[first:last]
+    day = _daily(symbols, first, last)
+    parts = []
+    for column, (label, open_, close) in enumerate(sessions.itertuples()):
+        n = (close - open_) // MICROS_PER_MINUTE  # early closes have fewer minutes
+        bars = _session_minutes(symbols, label.date(), n, {c: v[:, column] for c, v in day.items()})
+        starts = open_ + MICROS_PER_MINUTE * np.arange(n)
+        parts.append({**bars, "timestamp": np.broadcast_to(starts, (len(symbols), n))})
+    return {c: np.concatenate([part[c] for part in parts], axis=1) for c in parts[0]}
+
+
+def _raw_bars(symbols: Sequence[str], columns: dict[str, np.ndarray]) -> pd.DataFrame:
+    """One frame from arrays with one row per symbol (in time order along each row), with the
+    bars' vwap (typical price) and trade count."""
+    k, per_symbol = columns["open"].shape
+    frame = pd.DataFrame({c: v.ravel() for c, v in columns.items()})
+    frame["symbol"] = pd.array(symbols, dtype="str").take(np.repeat(np.arange(k), per_symbol))
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"], unit="us", utc=True)
+    frame["vwap"] = np.round((frame["high"] + frame["low"] + frame["close"]) / 3, 4)
+    frame["trade_count"] = np.maximum(np.round(frame["volume"] / 120), 1).astype("int64")
+    return frame
 
 
 class SyntheticBarSource:
@@ -156,34 +192,23 @@ class SyntheticBarSource:
     def fetch_bars(
         self, symbols: Sequence[str], timeframe: Timeframe, start: dt.date, end: dt.date
     ) -> pd.DataFrame:
-        if timeframe == Timeframe.DAY1:
-            raw = _daily_bars(symbols, start, end)
-            bars = (
-                empty_bars()
-                if raw.empty
-                else conform(raw, timeframe=timeframe, adjustment="raw", source=self.name)
-            )
+        symbols = sorted(symbols)  # generated in the bars' order, so conform need not re-sort
+        sessions = _sessions()
+        first = int(sessions.index.searchsorted(pd.Timestamp(start)))
+        last = int(sessions.index.searchsorted(pd.Timestamp(end), side="right"))
+        if not symbols or first >= last:
+            bars = empty_bars()
+        elif timeframe == Timeframe.DAY1:
+            columns = _daily(symbols, first, last)
+            opens = sessions["open"].to_numpy()[first:last]
+            columns["timestamp"] = np.broadcast_to(opens, (len(symbols), last - first))
+            raw = _raw_bars(symbols, columns)
+            bars = conform(raw, timeframe=timeframe, adjustment="raw", source=self.name)
         else:
-            frames = []
-            for symbol in symbols:
-                daily = _daily_path(symbol).loc[pd.Timestamp(start) : pd.Timestamp(end)]
-                sessions = [
-                    _minute_bars(symbol, ts, daily.iloc[i])
-                    for i, ts in enumerate(pd.DatetimeIndex(daily.index))
-                ]
-                if not sessions:
-                    continue
-                minutes = conform(
-                    pd.concat(sessions, ignore_index=True),
-                    symbol=symbol,
-                    timeframe=Timeframe.MIN1,
-                    adjustment="raw",
-                    source=self.name,
-                )
-                if timeframe == Timeframe.MIN5:
-                    minutes = resample_to_5min(minutes)
-                    minutes["vwap"] = minutes["vwap"].round(4)
-                frames.append(minutes)
-            bars = pd.concat(frames, ignore_index=True) if frames else empty_bars()
+            raw = _raw_bars(symbols, _intraday(symbols, first, last))
+            bars = conform(raw, timeframe=Timeframe.MIN1, adjustment="raw", source=self.name)
+            if timeframe == Timeframe.MIN5:
+                bars = resample_to_5min(bars)
+                bars["vwap"] = bars["vwap"].round(4)
         bars.attrs["excluded_extended_hours"] = 0
         return bars
