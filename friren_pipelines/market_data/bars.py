@@ -90,25 +90,15 @@ def fetch_partitions(
     finished = fetched["timestamp"] <= last if last is not None else fetched["timestamp"].isna()
     bars = fetched[finished.to_numpy()].reset_index(drop=True)
     bars.attrs = {**fetched.attrs, "unfinished_bars": int((~finished).sum())}
-    wanted = pd.Series(False, index=bars.index)
-    by_symbol = bars.groupby("symbol").indices if len(bars) else {}
-    missing = []
-    for partition in partitions:
-        rows = by_symbol.get(partition.symbol)
-        if rows is None:
-            missing.append(partition.key)
-            continue
-        sessions = bars["session_date"].iloc[rows]
-        inside = (sessions >= partition.first) & (sessions <= partition.last)
-        if not inside.any():
-            missing.append(partition.key)
-        wanted.iloc[rows] |= inside.to_numpy()
+    ranges = partition_rows(bars, partitions)
+    missing = [partition.key for partition, rows in ranges if rows.start == rows.stop]
     if missing:
         shown = ", ".join(missing[:10]) + (
             f" and {len(missing) - 10} more" if len(missing) > 10 else ""
         )
         raise ValueError(f"{source.name} returned no {timeframe.value} bars for {shown}")
-    chosen = bars[wanted.to_numpy()].reset_index(drop=True)
+    chosen = bars.take(np.concatenate([np.arange(r.start, r.stop) for _, r in ranges]))
+    chosen = chosen.reset_index(drop=True)
     chosen.attrs = dict(bars.attrs)
     return chosen
 
@@ -217,7 +207,8 @@ def read_partitions(
     table = pa_ds.dataset([str(f) for f in files], format="parquet", schema=BAR_SCHEMA).to_table()
     bars = from_arrow(table.sort_by([("symbol", "ascending"), ("timestamp", "ascending")]))
     if partitions is not None:
-        stored = [p for p in partitions if p.key not in set(missing)]
+        absent = set(missing)
+        stored = [p for p in partitions if p.key not in absent]
         missing += [p.key for p, rows in partition_rows(bars, stored) if rows.start == rows.stop]
     return bars, missing
 
