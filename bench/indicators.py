@@ -6,9 +6,15 @@ Materializes the bars first (not timed): 500 symbols x 2 years of daily bars and
 sessions of 1-minute bars (`--quick`: 50 x 2 years and 10 x 5 sessions). Then backfills the
 indicator assets (with their checks) the way `friren backfill` does, and prints per timeframe:
 
-1. compute: the seconds the assets spent in the indicator core (one TA-Lib pass per symbol over
-   its stored history), against TA-Lib alone called on the same close arrays (best of 5), and
-   the ratio (goal <= 1.2x); the same ratio with the frame building (wide/long layouts) included;
+1. compute: the seconds the assets spent in the indicator core's calls (one per symbol: TA-Lib
+   over its stored history, ``seconds_compute``, measured once, in the run), against TA-Lib
+   alone: the 15 outputs from 11 direct ``talib.*`` calls on the same close arrays, best of 5
+   passes (the first, cold, pass is printed too), and the ratio (goal <= 1.2x). The core makes
+   10 calls (BBANDS' middle band is SMA20, bit for bit) to the functions under talib's
+   pandas/polars adaptor (which passes ndarrays through, for ~1.3 us a call), so it can beat the
+   baseline; the same 11 calls without the adaptor are printed as the bare floor, with the ratio
+   to it. Then the ratio with ``seconds_frames`` added: copying each symbol's written rows into
+   the run's columns and building the wide frame;
 2. end to end: indicator rows written per second of wall time, reading bars, Parquet and SQL
    writes, charts, checks and Dagster bookkeeping included; and where that time went.
 
@@ -24,30 +30,34 @@ import os
 import tempfile
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow.dataset as pa_ds
 import talib
 
+_TALIB = {name: getattr(talib, name) for name in ("RSI", "SMA", "EMA", "MACD", "BBANDS")}
+_BARE = {name: function.__wrapped__ for name, function in _TALIB.items()}  # no pandas adaptor
 
-def _talib_alone(closes: Sequence[np.ndarray]) -> float:
-    """Seconds for the 15 indicator outputs computed with TA-Lib directly, best of 5."""
-    best = float("inf")
+
+def _talib_alone(closes: Sequence[np.ndarray], ta: Mapping[str, Any]) -> list[float]:
+    """Seconds of each of 5 passes computing the 15 indicator outputs with TA-Lib directly."""
+    passes = []
     for _ in range(5):
         started = time.perf_counter()
         for close in closes:
-            talib.RSI(close, 14)
-            talib.RSI(close, 9)
+            ta["RSI"](close, 14)
+            ta["RSI"](close, 9)
             for period in (10, 20, 50, 200):
-                talib.SMA(close, period)
+                ta["SMA"](close, period)
             for period in (10, 20, 50):
-                talib.EMA(close, period)
-            talib.MACD(close, 12, 26, 9)
-            talib.BBANDS(close, 20, 2.0, 2.0, talib.MA_Type.SMA)
-        best = min(best, time.perf_counter() - started)
-    return best
+                ta["EMA"](close, period)
+            ta["MACD"](close, 12, 26, 9)
+            ta["BBANDS"](close, 20, 2.0, 2.0, talib.MA_Type.SMA)
+        passes.append(time.perf_counter() - started)
+    return passes
 
 
 def _stored_closes(home: Path, dataset: str) -> list[np.ndarray]:
@@ -102,7 +112,8 @@ def _run(label: str, timeframe_name: str, symbols: list[str], start: dt.date, en
                         totals[key] = totals.get(key, 0.0) + float(value.value)  # type: ignore[arg-type]
                 break
     closes = _stored_closes(settings.home, f"bars_{timeframe.value}")
-    alone = _talib_alone(closes)
+    passes = _talib_alone(closes, _TALIB)
+    alone, bare = min(passes), min(_talib_alone(closes, _BARE))
     bars = sum(len(c) for c in closes)
     rows = totals["run_rows"] + totals["repaired_rows"]
     compute, frames = totals["seconds_compute"], totals["seconds_frames"]
@@ -112,12 +123,16 @@ def _run(label: str, timeframe_name: str, symbols: list[str], start: dt.date, en
     print(
         f"  bars materialized first in {bars_seconds:.1f} s (not timed); charts drawn: {totals.get('charts', 0):.0f}"
     )
-    print(f"  TA-Lib alone on the same arrays: {alone * 1000:.1f} ms")
     print(
-        f"  assets' indicator compute:       {compute * 1000:.1f} ms  -> {compute / alone:.2f}x (goal <= 1.2x)"
+        f"  TA-Lib alone on the same arrays: {alone * 1000:.1f} ms (first pass {passes[0] * 1000:.1f} ms);"
+        f" bare, without the adaptor: {bare * 1000:.1f} ms"
     )
     print(
-        f"  compute + wide/long frames:      {(compute + frames) * 1000:.1f} ms  -> {(compute + frames) / alone:.2f}x"
+        f"  assets' indicator compute:       {compute * 1000:.1f} ms  -> {compute / alone:.2f}x (goal <= 1.2x);"
+        f" {compute / bare:.2f}x the bare floor"
+    )
+    print(
+        f"  compute + copies, wide frame:    {(compute + frames) * 1000:.1f} ms  -> {(compute + frames) / alone:.2f}x"
     )
     print(
         f"  end to end: {rows:,.0f} indicator rows ({rows * 15:,.0f} SQL rows) in {wall:.1f} s = {rows / wall:,.0f} rows/s"

@@ -39,23 +39,30 @@ state); truncating the look-back to a convergence horizon (≈570 bars for EMA50
 prices within tolerance but not ``macd_hist`` near its zero crossings, where relative error is
 unbounded.
 
-Cost (measured, best of 25 interleaved runs on the 2-CPU dev box): TA-Lib alone, for the 15
-outputs, takes 32 ms for 500 symbols × 504 daily closes (per-call overhead dominates such short
-series) and 12.5 ms for 50 symbols × 7,800 minute closes (32 ns per close); `indicators_for_window`
-over the same arrays costs 1.08× and 1.0× that. A window costs as much as its whole history
-prefix: one 390-bar session over two years of minute history (196,560 closes) takes 5.3 ms per
-symbol. So a run covering several partitions should make one call whose window spans them all;
-materializing k partitions one by one costs about k/2 passes (20 minute partitions in reverse
-order: 21× TA-Lib alone). Building frames costs more than computing: call `to_long`/`to_wide` once
-for all symbols of a run (per-bar symbols) rather than once per symbol (≈1 ms each).
+Cost (measured in CPU time, best of 30 interleaved passes on the 2-CPU dev box): the 15 outputs
+from 11 ``talib.*`` calls take 27.5 ms for 500 symbols × 502 daily closes (per-call overhead
+dominates such short series) and 20 ms for 50 symbols × 8,790 minute closes; `compute_indicators`
+over the same arrays takes 22 ms (0.8×) and 19.4 ms (0.97×). It makes 10 calls (``sma_20`` is
+BBANDS' middle band) to the Cython functions under talib's pandas adaptor; the same 11 calls
+without the adaptor take 18.4 and 19 ms, so the core's own overhead is 1.2× and 1.02× of that
+floor. Whoever calls it for many symbols should copy out what it keeps and drop the rest before
+the next call: holding every symbol's outputs doubled the minute case (a fresh page, hence a page
+fault, for each). A window costs as much as its whole history prefix: one 390-bar session over
+two years of minute history (196,560 closes) takes 21 ms per symbol, mostly page faults on 15
+fresh 1.5 MB outputs. So a run covering several partitions should make one call whose window
+spans them all; materializing k partitions one by one costs about k/2 passes. Building frames
+costs more than computing: call `to_long`/`to_wide` once for all symbols of a run (per-bar
+symbols, best as a categorical) rather than once per symbol (≈1 ms each).
 """
 
 from __future__ import annotations
 
 import enum
+import math
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -112,10 +119,33 @@ BOLLINGER_NAMES = ("bb_lower", "bb_middle", "bb_upper")  # must be non-decreasin
 LONG_COLUMNS = ("symbol", "timeframe", "timestamp", "indicator_name", "indicator_value")
 WIDE_COLUMNS = ("symbol", "timestamp", *INDICATOR_NAMES)
 
-# The studies as ready-made positional calls: this loop runs once per symbol and partition.
+# TA-Lib's BBANDS with an SMA middle band returns TA_SMA's own output as that band, bit for bit
+# (tested on every reference series): one call serves both names.
+_SAME_VALUES: Mapping[str, str] = {"sma_20": "bb_middle"}
+
+
+def _bare(function: Any) -> Any:
+    """The Cython function under talib's pandas/polars adaptor, which passes ndarrays through
+    unchanged but costs ~1.3 µs per call: a third of TA-Lib's time on 500 daily closes."""
+    return getattr(function, "__wrapped__", function)
+
+
+# The studies that need a call of their own, as ready-made positional calls (function, arguments,
+# whether it has one output): this loop runs once per symbol and partition, where a microsecond
+# is 2% of TA-Lib's time on daily histories.
+_CALLED = tuple(study for study in _STUDIES if not set(study.outputs) <= _SAME_VALUES.keys())
 _CALLS = tuple(
-    (getattr(talib, study.function), tuple(study.parameters.values()), study.outputs)
-    for study in _STUDIES
+    (
+        _bare(getattr(talib, study.function)),
+        tuple(study.parameters.values()),
+        len(study.outputs) == 1,
+    )
+    for study in _CALLED
+)
+# Picks `INDICATOR_NAMES`, in order, from the calls' outputs listed in call order.
+_CALL_OUTPUTS = tuple(name for study in _CALLED for name in study.outputs)
+_IN_NAME_ORDER = operator.itemgetter(
+    *(_CALL_OUTPUTS.index(_SAME_VALUES.get(name, name)) for name in INDICATOR_NAMES)
 )
 
 
@@ -124,7 +154,7 @@ def _as_closes(close: np.ndarray) -> np.ndarray:
     if closes.ndim != 1:
         raise ValueError(f"closes must be one-dimensional, got shape {closes.shape}")
     # A NaN or infinity anywhere makes the sum non-finite: one cheap pass in the common case.
-    if np.isfinite(closes.sum()):
+    if math.isfinite(closes.sum()):
         return closes
     finite = np.isfinite(closes)
     if not finite.all():
@@ -140,17 +170,17 @@ def compute_indicators(close: np.ndarray) -> dict[str, np.ndarray]:
     """Every indicator of `INDICATOR_NAMES` over a whole close history (oldest first).
 
     Returns float64 arrays as long as `close`, NaN for the first `WARMUP_BARS[name]` bars (all
-    NaN when the history is shorter). Raises ValueError for a non-finite close or a 2-D input.
+    NaN when the history is shorter); ``sma_20`` and ``bb_middle`` are one array. Raises
+    ValueError for a non-finite close or a 2-D input.
     """
     closes = _as_closes(close)
-    values: dict[str, np.ndarray] = {}
-    for function, arguments, outputs in _CALLS:
-        result = function(closes, *arguments)
-        if len(outputs) == 1:
-            values[outputs[0]] = result
+    outputs: list[np.ndarray] = []
+    for function, arguments, single in _CALLS:
+        if single:
+            outputs.append(function(closes, *arguments))
         else:
-            values.update(zip(outputs, result, strict=True))
-    return values  # in INDICATOR_NAMES order, which follows _STUDIES
+            outputs.extend(function(closes, *arguments))
+    return dict(zip(INDICATOR_NAMES, _IN_NAME_ORDER(outputs), strict=True))
 
 
 def indicators_for_window(history_close: np.ndarray, first_index: int) -> dict[str, np.ndarray]:
@@ -158,8 +188,9 @@ def indicators_for_window(history_close: np.ndarray, first_index: int) -> dict[s
 
     `history_close` is the symbol's stored closes from its first bar up to the window's last bar;
     `first_index` is the position of the window's first bar in it. The result (arrays of length
-    ``len(history_close) - first_index``) is bit-identical to `compute_indicators` over the
-    entire history, later bars included: see the look-back policy in the module docstring.
+    ``len(history_close) - first_index``, views into the whole-history ones: copy what you keep)
+    is bit-identical to `compute_indicators` over the entire history, later bars included: see
+    the look-back policy in the module docstring.
     """
     size = len(history_close)
     if not 0 <= first_index <= size:
@@ -170,7 +201,7 @@ def indicators_for_window(history_close: np.ndarray, first_index: int) -> dict[s
     values = compute_indicators(history_close)
     if first_index == 0:
         return values
-    return {name: array[first_index:].copy() for name, array in values.items()}
+    return {name: array[first_index:] for name, array in values.items()}
 
 
 def _utc_timestamps(timestamps: pd.DatetimeIndex | pd.Series | np.ndarray) -> pd.DatetimeIndex:
@@ -195,8 +226,9 @@ def _checked_values(values: Mapping[str, np.ndarray], rows: int) -> list[np.ndar
     return arrays
 
 
-Symbols = str | Sequence[str] | np.ndarray | pd.Series
-"""A ticker for every row, or one ticker per bar (several symbols in one frame)."""
+Symbols: TypeAlias = "str | Sequence[str] | np.ndarray | pd.Series | pd.Categorical[str]"
+"""A ticker for every row, or one ticker per bar (several symbols in one frame); a categorical
+is used as it is, which spares factorizing one string per bar."""
 
 
 def _symbol_codes(symbol: Symbols, bars: int) -> pd.Categorical[str]:
@@ -205,7 +237,12 @@ def _symbol_codes(symbol: Symbols, bars: int) -> pd.Categorical[str]:
         return pd.Categorical.from_codes(
             np.zeros(bars, dtype=np.int8), categories=pd.Index([symbol])
         )
-    per_bar = pd.Categorical(np.asarray(symbol, dtype=object))
+    given = symbol.array if isinstance(symbol, pd.Series) else symbol
+    per_bar: pd.Categorical[str] = (
+        given
+        if isinstance(given, pd.Categorical)
+        else pd.Categorical(np.asarray(given, dtype=object))
+    )
     if len(per_bar) != bars:
         raise ValueError(f"got {len(per_bar)} symbols for {bars} timestamps; expected one per bar")
     return per_bar
@@ -228,7 +265,7 @@ def to_wide(
     columns: dict[str, Any] = {"symbol": _symbol_codes(symbol, len(stamps)), "timestamp": stamps}
     for name, array in zip(INDICATOR_NAMES, arrays, strict=True):
         columns[name] = pd.array(array, dtype="Float64")
-    return pd.DataFrame(columns)
+    return pd.DataFrame(columns, copy=False)  # every column is already the frame's own
 
 
 def to_long(
@@ -249,6 +286,7 @@ def to_long(
     count = len(INDICATOR_NAMES)
     symbols = _symbol_codes(symbol, len(stamps))
     names = np.tile(np.arange(count, dtype=np.int8), len(stamps))
+    stacked = np.column_stack(arrays).ravel()
     return pd.DataFrame(
         {
             "symbol": pd.Categorical.from_codes(
@@ -261,8 +299,9 @@ def to_long(
             "indicator_name": pd.Categorical.from_codes(
                 names, categories=pd.Index(INDICATOR_NAMES)
             ),
-            "indicator_value": pd.array(np.column_stack(arrays).ravel(), dtype="Float64"),
-        }
+            "indicator_value": pd.arrays.FloatingArray(stacked, np.isnan(stacked)),
+        },
+        copy=False,  # every column is a new array already
     )
 
 

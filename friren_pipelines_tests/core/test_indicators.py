@@ -138,6 +138,22 @@ def test_whole_history_equals_talib_with_null_warmup_then_never_null(
         assert np.isfinite(array[WARMUP_BARS[name] :]).all(), name
 
 
+@pytest.mark.parametrize(
+    ("bars", "symbol"),
+    [(daily_bars, symbol) for symbol in sorted(DAILY_FILES)]
+    + [(minute_bars, symbol) for symbol in sorted(MINUTE_FILES)],
+)
+def test_sma_20_is_the_bollinger_middle_band_which_is_talib_sma_20_bit_for_bit(
+    shared_data: Path, bars: Callable[[Path, str], pd.DataFrame], symbol: str
+) -> None:
+    """One BBANDS call serves both names: its SMA middle band is TA_SMA's own output."""
+    close = bars(shared_data, symbol)["close"].to_numpy()
+    middle = talib.BBANDS(close, 20, 2.0, 2.0, talib.MA_Type.SMA)[1]
+    assert middle.tobytes() == talib.SMA(close, 20).tobytes()
+    values = compute_indicators(close)
+    assert values["sma_20"].tobytes() == middle.tobytes()
+
+
 def _yearly(frame: pd.DataFrame) -> np.ndarray:
     years = frame["timestamp"].dt.tz_convert("America/New_York").dt.year.to_numpy()
     return np.flatnonzero(np.diff(years)) + 1

@@ -24,8 +24,12 @@ from friren_pipelines.market_data.indicators import (
     INDICATOR_ASSETS,
     INDICATOR_CHECKS,
     INDICATORS_SCHEMA,
+    IndicatorWrite,
+    SymbolHistory,
+    compute_writes,
     indicators_dataset,
 )
+from friren_pipelines.market_data.partitions import parse_partition
 from friren_pipelines.resources import StorageResource, resources_from_settings
 from friren_pipelines.storage.views import connect_views
 
@@ -143,6 +147,57 @@ def _assert_sql_equals_parquet(timeframe: Timeframe, symbol: str, parquet: pd.Da
             parquet[name].to_numpy(dtype=np.float64, na_value=np.nan),
             equal_nan=True,
         ), name
+
+
+def test_computed_writes_hold_talib_over_each_history_for_several_symbols_and_gapped_windows(
+    shared_data: Path,
+) -> None:
+    """The run's columns get each write's rows of TA-Lib over the symbol's whole history, bit for
+    bit, in write order, whatever the windows: from the start, later, or with unwritten rows."""
+    closes = {
+        "INTC": _closes(shared_data / "daily" / INTC).to_numpy(),
+        "NVDA": _closes(shared_data / "daily" / NVDA).to_numpy(),
+    }
+    histories = {
+        symbol: SymbolHistory(
+            symbol,
+            pa.table(
+                {
+                    "timestamp": pa.array(
+                        pd.date_range("1990-01-01", periods=len(close), freq="D", tz="UTC")
+                    ).cast(pa.timestamp("us", tz="UTC")),
+                    "close": close,
+                }
+            ),
+            periods={},
+        )
+        for symbol, close in closes.items()
+    }
+    rows = {"INTC|1995": (0, 150), "NVDA|2001": (400, 700), "NVDA|2004": (1200, 1500)}
+    writes = [
+        IndicatorWrite(
+            parse_partition(Timeframe.DAY1, key), span, "fingerprint", key == "NVDA|2004"
+        )
+        for key, span in rows.items()
+    ]
+    computed = compute_writes(Timeframe.DAY1, writes, histories)
+
+    assert computed.writes == writes and computed.compute_seconds > 0
+    assert len(computed.wide) == 150 + 300 + 300
+    for index, write in enumerate(computed.writes):
+        start, end = write.rows
+        symbol = write.partition.symbol
+        piece = computed.wide.iloc[computed.rows_of(index)]
+        assert (piece["symbol"] == symbol).all()
+        expected_stamps = histories[symbol].bars.column("timestamp").to_pandas()[start:end]
+        assert (piece["timestamp"].to_numpy() == expected_stamps.to_numpy()).all()
+        for name, expected in _talib(closes[symbol]).items():
+            np.testing.assert_array_equal(
+                piece[name].to_numpy(dtype=np.float64, na_value=np.nan),
+                expected[start:end],
+                err_msg=f"{write.partition.key} {name}",
+                strict=True,
+            )
 
 
 def test_chunks_backfilled_in_reverse_order_equal_talib_over_the_full_history(
