@@ -8,6 +8,8 @@ The Dagster path is `friren backfill`'s (plan, then in-process runs of the bars 
 blocking check: generate, validate, write, read back, validate again), timed on two instances:
 the desk's (`deploy/postgres/dagster.yaml`: runs and events in PostgreSQL, events batched; the
 goal applies to it) and the embedded default (`dagster.yaml`: SQLite, one write per event).
+The floor is the best of three runs, each on a fresh database and folder; the Dagster path runs
+once per instance.
 Needs PostgreSQL (FRIREN_BENCH_POSTGRES_URL, default the local server); uses scratch databases
 and a scratch folder, all removed at the end.
 """
@@ -78,6 +80,7 @@ def scratch_database() -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+FLOOR_REPEATS = 3
 INSTANCES = {
     "postgres": Path(__file__).resolve().parent.parent / "deploy" / "postgres",
     "sqlite": Path(__file__).resolve().parent.parent,
@@ -185,8 +188,10 @@ def main() -> None:
     )
     for case in cases(quick):
         symbols = [f"S{i:03d}" for i in range(case.symbols)]
-        with tempfile.TemporaryDirectory() as folder, scratch_database() as floor_db:
-            floor = raw_floor(case, symbols, Path(folder), floor_db)
+        floor = float("inf")
+        for _ in range(FLOOR_REPEATS):  # best of: the floor is the strict side of the ratio
+            with tempfile.TemporaryDirectory() as folder, scratch_database() as floor_db:
+                floor = min(floor, raw_floor(case, symbols, Path(folder), floor_db))
         for kind in INSTANCES:
             with tempfile.TemporaryDirectory() as folder, scratch_database() as bars_db:
                 seconds, rows, parquet_bytes = through_dagster(
