@@ -24,16 +24,10 @@ def test_a_backfill_on_the_desk_instance_records_every_partition(
     )
     monkeypatch.setenv("DAGSTER_HOME", str(DESK_INSTANCE))
     monkeypatch.chdir(tmp_path)  # the config's relative artifact folders
-    args = [
-        "backfill",
-        "--symbols",
-        "AAPL,MSFT,SPY",
-        "--start",
-        "2023-01-01",
-        "--end",
-        "2024-12-31",
-    ]
-    result = CliRunner().invoke(main, [*args, "--timeframes", "1d"], catch_exceptions=False)
+    backfill = (
+        "backfill --symbols AAPL,MSFT,SPY --start 2023-01-01 --end 2024-12-31 --timeframes 1d"
+    )
+    result = CliRunner().invoke(main, backfill.split(), catch_exceptions=False)
     assert result.exit_code == 0, result.output
 
     with dg.DagsterInstance.from_config(str(DESK_INSTANCE)) as instance:
