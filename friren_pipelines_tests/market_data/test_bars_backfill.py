@@ -119,19 +119,8 @@ def test_a_run_killed_mid_write_loses_nothing_and_a_rerun_heals_it(
     assert _parquet_digests(home) == digests and _sql_rows(on_postgres) == rows
 
 
-def _csv_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "exports"
-    folder.mkdir()
-    monkeypatch.setenv("FRIREN_SOURCE", "csv")
-    monkeypatch.setenv("FRIREN_CSV_DIR", str(folder))
-    return folder
-
-
-def test_a_csv_export_is_ingested_exactly(
-    friren_env: dict[str, str], shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    folder = _csv_home(tmp_path, monkeypatch)
-    shutil.copy(shared_data / "daily" / "ORCL_1d_2000_yahoo_newest-first.csv", folder)
+def test_a_csv_export_is_ingested_exactly(csv_source: Path, shared_data: Path) -> None:
+    shutil.copy(shared_data / "daily" / "ORCL_1d_2000_yahoo_newest-first.csv", csv_source)
     result = friren("backfill", "--symbols", "ORCL", "--start", "2000-01-01", "--end", "2000-12-31")
     assert result.exit_code == 0, result.output
     stored = {r["session_date"]: r for r in _rows("select * from bars_1d order by timestamp")}
@@ -145,19 +134,16 @@ def test_a_csv_export_is_ingested_exactly(
         ]
 
 
-def test_a_csv_with_high_below_low_stores_nothing_and_names_the_row(
-    friren_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    folder = _csv_home(tmp_path, monkeypatch)
+def test_a_csv_with_high_below_low_stores_nothing_and_names_the_row(csv_source: Path) -> None:
     good = "Date,Open,High,Low,Close,Volume\n2024-03-14,10,11,9,10.5,100\n2024-03-15,10,11,9,10.5,100\n"
-    (folder / "XYZ.csv").write_text(good)
+    (csv_source / "XYZ.csv").write_text(good)
     assert (
         friren(
             "backfill", "--symbols", "XYZ", "--start", "2024-03-01", "--end", "2024-03-31"
         ).exit_code
         == 0
     )
-    (folder / "XYZ.csv").write_text(good.replace("2024-03-15,10,11,9", "2024-03-15,10,8,9"))
+    (csv_source / "XYZ.csv").write_text(good.replace("2024-03-15,10,11,9", "2024-03-15,10,8,9"))
     result = friren("backfill", "--symbols", "XYZ", "--start", "2024-03-01", "--end", "2024-03-31")
     assert result.exit_code != 0
     assert "XYZ 2024-03-15" in result.output and "high < low" in result.output
@@ -167,10 +153,7 @@ def test_a_csv_with_high_below_low_stores_nothing_and_names_the_row(
     ]
 
 
-def test_an_unknown_symbol_fails_with_a_clear_error(
-    friren_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _csv_home(tmp_path, monkeypatch)
+def test_an_unknown_symbol_fails_with_a_clear_error(csv_source: Path) -> None:
     result = friren("backfill", "--symbols", "NOPE", "--start", "2024-03-01", "--end", "2024-03-31")
     assert result.exit_code != 0 and "NOPE" in result.output
 

@@ -38,15 +38,6 @@ NVDA = "NVDA_1d_1999-01-22_2014-12-31_yahoo.csv"
 AAPL_1MIN = "AAPL_1min_2021-08-23_2021-08-25_yfinance.csv"
 
 
-@pytest.fixture
-def csv_source(friren_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "exports"
-    folder.mkdir()
-    monkeypatch.setenv("FRIREN_SOURCE", "csv")
-    monkeypatch.setenv("FRIREN_CSV_DIR", str(folder))
-    return folder
-
-
 def _materialize(
     timeframe: Timeframe, first: str, last: str, *, bars: bool = True, indicators: bool = True
 ) -> dg.ExecuteInProcessResult:
