@@ -53,12 +53,13 @@ def scrubbed(text: str, url: str) -> str:
 
 @dataclass(frozen=True)
 class Slice:
-    """The rows one partition owns: columns equal to values, and optionally a half-open time range."""
+    """The rows one partition owns: columns equal to values, and optionally a half-open range of a
+    time or date column. No columns and no range: the whole table."""
 
     equals: tuple[tuple[str, Any], ...]
     time_column: str | None = None
-    start: dt.datetime | None = None
-    end: dt.datetime | None = None
+    start: dt.date | None = None
+    end: dt.date | None = None
 
     def columns(self) -> tuple[str, ...]:
         names = tuple(name for name, _ in self.equals)
@@ -138,7 +139,9 @@ class _SliceDeletes:
         raise NotImplementedError
 
     def delete_slices(self, table: str, slices: Sequence[Slice]) -> None:
-        if slices:
+        if any(not piece.columns() for piece in slices):
+            self.execute(f"DELETE FROM {_identifier(table)}")
+        elif slices:
             self.execute(*_delete_slices_sql(table, slices))
 
 

@@ -1,0 +1,118 @@
+"""The migrations create exactly the declared tables: columns in order, types, nullability, keys."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from friren_pipelines.storage.sql import SqlStore, open_sql_store
+from friren_pipelines.storage.tables import MONEY, TABLES, Column, Table
+
+# The SQL type each declared Arrow type must have, as information_schema names it.
+SQL_TYPES = {
+    "postgres": {
+        pa.string(): "text",
+        pa.float64(): "double precision",
+        pa.int64(): "bigint",
+        pa.bool_(): "boolean",
+        pa.date32(): "date",
+        pa.timestamp("us", tz="UTC"): "timestamp with time zone",
+        MONEY: "numeric(38,18)",
+    },
+    "duckdb": {
+        pa.string(): "VARCHAR",
+        pa.float64(): "DOUBLE",
+        pa.int64(): "BIGINT",
+        pa.bool_(): "BOOLEAN",
+        pa.date32(): "DATE",
+        pa.timestamp("us", tz="UTC"): "TIMESTAMP WITH TIME ZONE",
+        MONEY: "DECIMAL(38,18)",
+    },
+}
+
+
+@pytest.fixture(params=["postgres", "duckdb"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> SqlStore:
+    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
+    sql = open_sql_store(url, tmp_path / "friren.duckdb")
+    sql.migrate()
+    return sql
+
+
+def _described(store: SqlStore, name: str) -> list[tuple[str, str, bool]]:
+    found = store.query(
+        "SELECT column_name, data_type, numeric_precision, numeric_scale, is_nullable"
+        " FROM information_schema.columns WHERE table_name = %s ORDER BY ordinal_position",
+        [name],
+    )
+    # Postgres names a numeric's precision apart from its type.
+    return [
+        (column, f"numeric({precision},{scale})" if kind == "numeric" else kind, nullable == "YES")
+        for column, kind, precision, scale, nullable in found
+    ]
+
+
+def _key(store: SqlStore, name: str) -> tuple[str, ...]:
+    found = store.query(
+        "SELECT k.column_name FROM information_schema.table_constraints c"
+        " JOIN information_schema.key_column_usage k ON k.constraint_name = c.constraint_name"
+        " AND k.table_name = c.table_name"
+        " WHERE c.table_name = %s AND c.constraint_type IN ('PRIMARY KEY', 'UNIQUE')"
+        " ORDER BY k.ordinal_position",
+        [name],
+    )
+    return tuple(row[0] for row in found)
+
+
+def drift(store: SqlStore, table: Table) -> list[str]:
+    """How the migrated SQL table differs from its declaration (empty: not at all)."""
+    types = SQL_TYPES[store.backend]
+    expected = [(c.name, types[c.type], c.nullable) for c in table.columns]
+    actual = _described(store, table.name)
+    problems = [
+        f"{table.name}: declared {want}, migrated {got}"
+        for want, got in zip(expected, actual, strict=False)
+        if want != got
+    ]
+    if len(expected) != len(actual):
+        problems.append(f"{table.name}: {len(expected)} columns declared, {len(actual)} migrated")
+    if _key(store, table.name) != table.key:
+        problems.append(
+            f"{table.name}: key {table.key} declared, {_key(store, table.name)} migrated"
+        )
+    return problems
+
+
+def test_every_migrated_table_is_exactly_its_declaration(store: SqlStore) -> None:
+    assert [problem for table in TABLES if table.in_sql for problem in drift(store, table)] == []
+
+
+def test_the_migrations_create_no_undeclared_table(store: SqlStore) -> None:
+    found = {
+        row[0]
+        for row in store.query(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema IN ('public', 'main')"
+        )
+    }
+    assert found == {t.name for t in TABLES if t.in_sql} | {"schema_migrations"}
+
+
+def test_a_declaration_that_drifts_from_its_migration_is_caught(store: SqlStore) -> None:
+    fills = next(t for t in TABLES if t.name == "fills")
+    retyped = dataclasses.replace(
+        fills,
+        columns=tuple(
+            dataclasses.replace(c, type=pa.float64()) if c.name == "price" else c
+            for c in fills.columns
+        ),
+    )
+    extra = dataclasses.replace(
+        fills, columns=(*fills.columns, Column("venue", pa.string(), True, "Exchange"))
+    )
+    rekeyed = dataclasses.replace(fills, key=("exec_id",))
+    assert any("price" in p for p in drift(store, retyped))
+    assert any("15 columns declared, 14 migrated" in p for p in drift(store, extra))
+    assert any("key ('exec_id',)" in p for p in drift(store, rekeyed))
