@@ -9,7 +9,6 @@ stored partitions back and validates them again, so downstream assets never read
 import datetime as dt
 import warnings
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import dagster as dg
 import numpy as np
@@ -38,35 +37,18 @@ from friren_pipelines.market_data.partitions import (
 from friren_pipelines.resources import BarSourceResource, StorageResource
 from friren_pipelines.sources.base import BarSource
 from friren_pipelines.storage.sql import Slice
+from friren_pipelines.storage.tables import BARS, SYMBOL_METADATA
+from friren_pipelines.storage.write import Piece, Refresh, Stores, replace
 
-BARS_TABLE = "market_data_bars"
 # Dagster's add_asset_metadata re-reads the run's keys from the instance on every call (~20 ms
 # each, measured), as much again as the materialization events; above this many keys a run
 # records its summary on every partition instead.
 PER_PARTITION_METADATA_LIMIT = 50
-# Parquet encoding and zstd release the GIL: files are written in parallel with the SQL COPY.
-PARQUET_WRITERS = 4
 QUIRKS_LOGGED = 20
-
-COLUMN_DESCRIPTIONS = {
-    "symbol": "Exchange ticker",
-    "timeframe": "1min, 5min or 1d",
-    "timestamp": "Bar start, UTC (daily bars: the session open)",
-    "session_date": "XNYS session the bar belongs to (New York date)",
-    "open": "First trade price of the bar",
-    "high": "Highest trade price",
-    "low": "Lowest trade price",
-    "close": "Last trade price",
-    "volume": "Shares traded",
-    "vwap": "Volume-weighted average price (null when the source has none)",
-    "trade_count": "Number of trades (null when the source has none)",
-    "adjustment": "raw = as traded; split = split-adjusted; split_dividend = also dividend-adjusted",
-    "source": "Source that delivered the bar: synthetic, csv, yfinance or alpaca",
-}
 
 
 def dataset_name(timeframe: Timeframe) -> str:
-    return f"bars_{timeframe.value}"
+    return BARS.dataset_for(timeframe)
 
 
 def fetch_partitions(
@@ -146,56 +128,50 @@ def partition_rows(
 
 
 def store_bars(
-    storage: StorageResource,
+    storage: Stores,
     timeframe: Timeframe,
     partitions: Sequence[BarsPartition],
     bars: pd.DataFrame,
 ) -> dict[str, int]:
-    """Replace the partitions' slices: one Parquet file each, and the SQL rows in one transaction.
-
-    Returns bytes written per partition key. The files are written by a thread pool while the SQL
-    transaction runs, and the transaction commits only once every file is in place: a killed or
-    failed run leaves every file whole (atomic rename) and the table as before or fully replaced;
-    re-running the partitions heals any difference between the two.
-    """
-    warehouse = storage.warehouse
-    dataset = dataset_name(timeframe)
+    """Replace the partitions' slices of the bars (one Parquet file each, the SQL rows in one
+    transaction, `storage.write.replace`) and refresh their symbols' `symbol_metadata` in it.
+    Returns bytes written per partition key."""
     table = to_arrow(bars)
-    fetched_at = dt.datetime.now(dt.UTC)
+    dataset = BARS.dataset_for(timeframe)
+    ranges = partition_rows(bars, partitions)
     symbols = sorted({p.symbol for p in partitions})
-    with ThreadPoolExecutor(max_workers=PARQUET_WRITERS) as pool:
-        files = {
-            partition.key: pool.submit(
-                warehouse.write,
+    coverage = Refresh(
+        SYMBOL_METADATA,
+        [Slice((("symbol", symbol), ("timeframe", timeframe.value))) for symbol in symbols],
+        "SELECT symbol, timeframe, min(timestamp), max(timestamp), count(*), %s"
+        f" FROM {BARS.name} WHERE timeframe = %s AND symbol IN (SELECT unnest(%s::text[]))"
+        " GROUP BY symbol, timeframe",
+        [dt.datetime.now(dt.UTC), timeframe.value, symbols],
+    )
+    sizes = replace(
+        storage,
+        [
+            Piece(
+                BARS,
+                table.slice(rows.start, rows.stop - rows.start),
                 dataset,
                 partition.path(timeframe),
-                table.slice(rows.start, rows.stop - rows.start),
+                partition_slice(timeframe, partition),
             )
-            for partition, rows in partition_rows(bars, partitions)
-        }
-        with storage.sql.transaction() as tx:
-            tx.delete_slices(BARS_TABLE, [partition_slice(timeframe, p) for p in partitions])
-            tx.insert(BARS_TABLE, table)
-            tx.execute(
-                "INSERT INTO symbol_metadata (symbol, timeframe, earliest_bar, latest_bar,"
-                " total_bars, last_fetched_at) SELECT symbol, timeframe, min(timestamp),"
-                f" max(timestamp), count(*), %s FROM {BARS_TABLE} WHERE timeframe = %s AND symbol"
-                " IN (SELECT unnest(%s::text[])) GROUP BY symbol, timeframe ON CONFLICT (symbol,"
-                " timeframe) DO UPDATE SET earliest_bar = excluded.earliest_bar, latest_bar ="
-                " excluded.latest_bar, total_bars = excluded.total_bars, last_fetched_at ="
-                " excluded.last_fetched_at",
-                [fetched_at, timeframe.value, symbols],
-            )
-            return {key: written.result() for key, written in files.items()}
+            for partition, rows in ranges
+        ],
+        [coverage],
+    )
+    return {partition.key: size for (partition, _), size in zip(ranges, sizes, strict=True)}
 
 
 def read_partitions(
-    storage: StorageResource, timeframe: Timeframe, partitions: Sequence[BarsPartition] | None
+    storage: Stores, timeframe: Timeframe, partitions: Sequence[BarsPartition] | None
 ) -> tuple[pd.DataFrame, list[str]]:
     """Stored bars of the partitions (all stored ones if None), sorted by symbol and timestamp,
     and the keys with no stored bars (no file, or a file without rows)."""
     warehouse = storage.warehouse
-    dataset = dataset_name(timeframe)
+    dataset = BARS.dataset_for(timeframe)
     if partitions is None:
         files, missing = warehouse.files(dataset), []
     else:
@@ -235,7 +211,7 @@ def _partition_metadata(rows: pd.DataFrame, size: int) -> dict[str, object]:
 
 
 def build_bars_asset(timeframe: Timeframe) -> dg.AssetsDefinition:
-    name = dataset_name(timeframe)
+    name = BARS.dataset_for(timeframe)
     partitions_def = bars_partitions(timeframe)
 
     @dg.asset(
@@ -247,10 +223,10 @@ def build_bars_asset(timeframe: Timeframe) -> dg.AssetsDefinition:
         backfill_policy=dg.BackfillPolicy.single_run(),
         description=(
             f"{timeframe.value} OHLCV bars of the regular XNYS session, one Parquet file per "
-            f"partition under `{name}/` and rows in SQL `{BARS_TABLE}`. Prices are as the source "
+            f"partition under `{name}/` and rows in SQL `{BARS.name}`. Prices are as the source "
             "delivers them; the `adjustment` column says whether they are raw or adjusted."
         ),
-        metadata={"dagster/column_schema": column_schema(BAR_SCHEMA, COLUMN_DESCRIPTIONS)},
+        metadata={"dagster/column_schema": column_schema(BARS.schema, BARS.descriptions)},
     )
     def bars_asset(
         context: dg.AssetExecutionContext, storage: StorageResource, bar_source: BarSourceResource
