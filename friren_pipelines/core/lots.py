@@ -27,7 +27,7 @@ Conventions
   (a fee shared 1/3 : 2/3, a 3:1 split price), which keeps 34 significant digits; sum such
   values in a context of `LEDGER_PRECISION` digits and the pieces of a fee add up to it
   exactly. Storage rounds half-even to 18 decimal places (NUMERIC(38, 18), see
-  `portfolio/tables.py`); rounding to the cent is for display only.
+  `storage/tables.py`); rounding to the cent is for display only.
 """
 
 from __future__ import annotations

@@ -22,10 +22,11 @@ import pandas as pd
 from friren_pipelines.core import calendar
 from friren_pipelines.core.lots import position_events, positions_from_fills
 from friren_pipelines.core.performance import drawdowns
-from friren_pipelines.market_data.metadata import picture, preview
+from friren_pipelines.market_data.metadata import column_schema, picture, preview
 from friren_pipelines.portfolio import charts, rows, store
 from friren_pipelines.portfolio.resources import BrokerResource, LedgerResource
-from friren_pipelines.portfolio.tables import (
+from friren_pipelines.resources import StorageResource
+from friren_pipelines.storage.tables import (
     COMPLIANCE,
     FILLS,
     PERFORMANCE,
@@ -35,7 +36,7 @@ from friren_pipelines.portfolio.tables import (
     REALIZED_LOTS,
     Table,
 )
-from friren_pipelines.resources import StorageResource
+from friren_pipelines.storage.write import read_rows
 
 PORTFOLIO_HISTORY_START = dt.date(2015, 1, 2)
 SESSIONS = dg.TimeWindowPartitionsDefinition(
@@ -60,7 +61,7 @@ def _asset_kwargs(table: Table, description: str) -> dict[str, Any]:
         "owners": OWNERS,
         "kinds": {"parquet", "postgres"},
         "description": description,
-        "metadata": {"dagster/column_schema": table.column_schema},
+        "metadata": {"dagster/column_schema": column_schema(table.schema, table.descriptions)},
     }
 
 
@@ -130,7 +131,7 @@ with warnings.catch_warnings():
         now = dt.datetime.now(dt.UTC)
         new = rows.snapshot_rows(source.account, values, now)
         store.replace_snapshots(storage, source.account, first, last, new)
-        stored = store.select(storage, PORTFOLIO_SNAPSHOTS, "account = %s", [source.account])
+        stored = read_rows(storage.sql, PORTFOLIO_SNAPSHOTS, "account = %s", [source.account])
         metadata = {**_table_metadata(PORTFOLIO_SNAPSHOTS, new), "account": source.account}
         if broker.live_account is not None:
             statistics = broker.live_account.statistics().as_metadata()
@@ -175,7 +176,7 @@ def positions(
             new += rows.position_rows(account, rebuilt, "ledger", now)
         else:
             new += rows.position_rows(account, held, "broker", now)
-    count = store.replace_table(storage, POSITIONS, new, ("account", "symbol"))
+    count = store.replace_whole(storage, POSITIONS, new, ("account", "symbol"))
     context.log.info(f"{count} positions in {len(ledger)} accounts")
     return dg.MaterializeResult(metadata=_table_metadata(POSITIONS, new))
 
@@ -191,7 +192,7 @@ def positions(
     ),
 )
 def positions_reconciled(storage: StorageResource) -> dg.AssetCheckResult:
-    stored = store.select(storage, POSITIONS, "source = %s", ["broker"])
+    stored = read_rows(storage.sql, POSITIONS, "source = %s", ["broker"])
     at_broker = rows.positions_from_rows(stored)
     accounts = sorted({row["account"] for row in stored} | set(at_broker))
     ledger = rows.by_account(store.read_fills(storage))
@@ -223,7 +224,7 @@ def position_events_asset(
     context: dg.AssetExecutionContext, storage: StorageResource
 ) -> dg.MaterializeResult:
     previous = rows.positions_from_rows(store.latest_event_state(storage))
-    stored = store.select(storage, POSITIONS)
+    stored = read_rows(storage.sql, POSITIONS)
     current = rows.positions_from_rows(stored)
     synced_at = max((row["synced_at"] for row in stored), default=dt.datetime.now(dt.UTC))
     new = []
@@ -252,7 +253,7 @@ def realized_lots(
     new = rows.realized_lot_rows(
         store.read_fills(storage), ledger.method, store.read_splits(storage)
     )
-    store.replace_table(
+    store.replace_whole(
         storage, REALIZED_LOTS, new, ("account", "close_time", "symbol", "open_time")
     )
     pnl: dict[str, Decimal] = {}
@@ -292,7 +293,7 @@ def performance(
     splits = store.read_splits(storage)
     new = []
     for account, account_fills in accounts.items():
-        snapshots = store.select(storage, PORTFOLIO_SNAPSHOTS, "account = %s", [account])
+        snapshots = read_rows(storage.sql, PORTFOLIO_SNAPSHOTS, "account = %s", [account])
         new += rows.performance_table_rows(
             account,
             fills=account_fills,
@@ -302,7 +303,7 @@ def performance(
             annual_risk_free=ledger.annual_risk_free_rate,
             splits=splits,
         )
-    store.replace_table(storage, PERFORMANCE, new, ("account", "scope", "key"))
+    store.replace_whole(storage, PERFORMANCE, new, ("account", "scope", "key"))
     context.log.info(f"{len(new)} performance rows")
     return dg.MaterializeResult(metadata=_table_metadata(PERFORMANCE, new))
 
@@ -321,7 +322,7 @@ def compliance(context: dg.AssetExecutionContext, storage: StorageResource) -> d
     splits = store.read_splits(storage)
     for account, account_fills in rows.by_account(store.read_fills(storage)).items():
         new += rows.compliance_rows(account, account_fills, splits)
-    store.replace_table(storage, COMPLIANCE, new, ("account", "start", "period"))
+    store.replace_whole(storage, COMPLIANCE, new, ("account", "start", "period"))
     context.log.info(f"{len(new)} compliance rows")
     return dg.MaterializeResult(metadata=_table_metadata(COMPLIANCE, new))
 

@@ -1,10 +1,10 @@
-"""Reading and writing the portfolio tables: SQL store first, then the Parquet mirror.
+"""Reading and writing the portfolio tables, through `storage.write` like every table.
 
-Every write changes the SQL rows in one transaction, then re-exports the affected Parquet files
-from SQL, so the two never disagree for long and re-running a write heals any difference.
-Parquet layout: `fills/account=<a>/year=<yyyy>/`, `portfolio_snapshots/account=<a>/year=<yyyy>/`;
-the tables recomputed as a whole (positions, position_events, realized_lots, performance,
-compliance) are one file each.
+Dated tables are kept per account and year (`fills/account=<a>/year=<yyyy>/`,
+`portfolio_snapshots/account=<a>/year=<yyyy>/`): a write computes the new content of every
+(account, year) slice it touches and replaces it in Parquet and SQL together. The tables
+recomputed as a whole (positions, position_events, realized_lots, performance, compliance,
+splits) are one slice each. Re-running a write heals any difference between the two stores.
 """
 
 from __future__ import annotations
@@ -16,55 +16,87 @@ from decimal import Decimal
 from typing import Any
 
 from friren_pipelines.core import compliance
+from friren_pipelines.core.bars import BAR_SCHEMA, Timeframe
 from friren_pipelines.core.fills import Fill, Split
 from friren_pipelines.portfolio import rows as portfolio_rows
-from friren_pipelines.portfolio.tables import (
+from friren_pipelines.storage.sql import Slice
+from friren_pipelines.storage.tables import (
+    BARS,
     FILLS,
     PORTFOLIO_SNAPSHOTS,
     POSITION_EVENTS,
     SPLITS,
     Table,
 )
-from friren_pipelines.resources import StorageResource
+from friren_pipelines.storage.write import Piece, Stores, read_rows, replace
 
 Row = dict[str, Any]
+# The date column that places a row of a dated table in its year, and the order inside a file.
+DATED = {
+    FILLS.name: ("trade_date", ("timestamp", "sequence")),
+    PORTFOLIO_SNAPSHOTS.name: ("session_date", ("session_date",)),
+}
 
 
-def select(
-    storage: StorageResource, table: Table, where: str = "", params: Sequence[Any] = ()
-) -> list[Row]:
-    """Rows of `table` (all columns, as dicts) matching the SQL `where` clause."""
-    names = [name for name, _, _, _ in table.columns]
-    sql = f"SELECT {', '.join(names)} FROM {table.name}" + (f" WHERE {where}" if where else "")
-    return [dict(zip(names, values, strict=True)) for values in storage.sql.query(sql, params)]
+def _sorted(found: Iterable[Row], order: Sequence[str]) -> list[Row]:
+    return sorted(found, key=lambda row: tuple("" if row[c] is None else row[c] for c in order))
 
 
-def _export_by_year(
-    storage: StorageResource, table: Table, date_column: str, keys: Iterable[tuple[str, int]]
+def _replace_years(
+    stores: Stores,
+    *,
+    table: Table,
+    account: str,
+    years: Iterable[int],
+    kept: Sequence[Row],
+    new: Sequence[Row],
 ) -> None:
-    """Rewrite the Parquet file of each (account, year) from SQL (remove it when empty)."""
-    warehouse = storage.warehouse
-    for account, year in sorted(set(keys)):
-        found = select(
-            storage,
-            table,
-            f"account = %s AND {date_column} >= %s AND {date_column} <= %s",
-            [account, dt.date(year, 1, 1), dt.date(year, 12, 31)],
-        )
-        partition = (("account", account), ("year", str(year)))
-        if not found:
-            warehouse.remove(table.name, partition)
-            continue
-        order = "timestamp" if table is FILLS else date_column
-        found.sort(key=lambda row: (row[order], row.get("sequence", 0)))
-        warehouse.write(table.name, partition, table.to_arrow(found))
+    """Replace the account's slices of `years`: each becomes its `kept` and `new` rows."""
+    date_column, order = DATED[table.name]
+    by_year: dict[int, list[Row]] = {year: [] for year in years}
+    for row in [*kept, *new]:
+        by_year.setdefault(row[date_column].year, []).append(row)
+    replace(
+        stores,
+        [
+            Piece(
+                table,
+                table.to_arrow(_sorted(chosen, order)),
+                table.dataset,
+                (("account", account), ("year", str(year))),
+                Slice(
+                    (("account", account),),
+                    date_column,
+                    dt.date(year, 1, 1),
+                    dt.date(year + 1, 1, 1),
+                ),
+            )
+            for year, chosen in sorted(by_year.items())
+        ],
+    )
 
 
-def _export_whole(storage: StorageResource, table: Table, order: Sequence[str]) -> int:
-    found = select(storage, table)
-    found.sort(key=lambda row: tuple("" if row[c] is None else row[c] for c in order))
-    storage.warehouse.write(table.name, (), table.to_arrow(found))
-    return len(found)
+def _stored_in_years(stores: Stores, table: Table, account: str, years: Iterable[int]) -> list[Row]:
+    """The account's stored rows of a dated table in `years`."""
+    chosen = sorted(set(years))
+    if not chosen:
+        return []
+    date_column, _ = DATED[table.name]
+    found = read_rows(
+        stores.sql,
+        table,
+        f"account = %s AND {date_column} >= %s AND {date_column} < %s",
+        [account, dt.date(chosen[0], 1, 1), dt.date(chosen[-1] + 1, 1, 1)],
+    )
+    return [row for row in found if row[date_column].year in chosen]
+
+
+def replace_whole(stores: Stores, table: Table, new: Sequence[Row], order: Sequence[str]) -> int:
+    """A table recomputed as a whole: its one slice (every SQL row, its one file) becomes `new`."""
+    replace(
+        stores, [Piece(table, table.to_arrow(_sorted(new, order)), table.dataset, (), Slice(()))]
+    )
+    return len(new)
 
 
 @dataclass(frozen=True)
@@ -74,7 +106,7 @@ class FillsWritten:
 
 
 def replace_broker_fills(
-    storage: StorageResource,
+    stores: Stores,
     *,
     account: str,
     source: str,
@@ -82,129 +114,106 @@ def replace_broker_fills(
     last: dt.date,
     fills: Sequence[Fill],
 ) -> FillsWritten:
-    """A broker sync: the broker's fills of trade dates [first, last] replace the stored ones."""
+    """A broker sync: the broker's fills of trade dates [first, last] replace the stored ones; a
+    stored fill the broker now dates elsewhere (same exec_id) is replaced too, never doubled."""
     new = [portfolio_rows.fill_row(fill, source) for fill in fills]
-    ids = [row["exec_id"] for row in new]
-    where = "account = %s AND trade_date >= %s AND trade_date <= %s"
-    params: list[Any] = [account, first, last]
-    if ids:  # a fill the broker now dates elsewhere must not be stored twice
-        where = f"account = %s AND (({where.split(' AND ', 1)[1]}) OR exec_id IN (SELECT unnest(CAST(%s AS TEXT[]))))"
-        params.append(ids)
-    with storage.sql.transaction() as tx:
-        before = tx.query(f"SELECT trade_date, exec_id FROM fills WHERE {where}", params)
-        tx.execute(f"DELETE FROM fills WHERE {where}", params)
-        tx.insert(FILLS.name, FILLS.to_arrow(new))
-    old_ids = {exec_id for _, exec_id in before}
-    years = {(account, day.year) for day, _ in before} | {
-        (account, r["trade_date"].year) for r in new
-    }
-    _export_by_year(storage, FILLS, "trade_date", years)
-    return FillsWritten(added=len(set(ids) - old_ids), replaced=len(before))
+    ids = {row["exec_id"] for row in new}
+    replaced = read_rows(
+        stores.sql,
+        FILLS,
+        "account = %s AND ((trade_date >= %s AND trade_date <= %s)"
+        " OR exec_id IN (SELECT unnest(CAST(%s AS TEXT[]))))",
+        [account, first, last, sorted(ids)],
+    )
+    years = {row["trade_date"].year for row in [*replaced, *new]}
+    gone = {row["exec_id"] for row in replaced}
+    kept = [
+        row for row in _stored_in_years(stores, FILLS, account, years) if row["exec_id"] not in gone
+    ]
+    _replace_years(stores, table=FILLS, account=account, years=years, kept=kept, new=new)
+    return FillsWritten(added=len(ids - gone), replaced=len(replaced))
 
 
-def import_fills(storage: StorageResource, account: str, fills: Sequence[Fill]) -> int:
+def import_fills(stores: Stores, account: str, fills: Sequence[Fill]) -> int:
     """Add the fills whose exec_id the account does not have yet; returns how many were added.
 
     Fills already stored (same account and exec_id) are left as stored, so importing a file
     twice adds nothing. New fills are sequenced after everything stored for the account, so
     fills at the same instant keep file order, and later files come after earlier ones.
+    Every year the file touches is rewritten, not only the new fills' years: a re-import heals
+    a Parquet file that a killed import left behind its SQL rows.
     """
-    ids = [fill.exec_id for fill in fills]
-    if not ids:
+    if not fills:
         return 0
-    with storage.sql.transaction() as tx:
-        known = {
-            row[0]
-            for row in tx.query(
-                "SELECT exec_id FROM fills WHERE account = %s AND exec_id IN (SELECT unnest(CAST(%s AS TEXT[])))",
-                [account, ids],
-            )
-        }
-        start = tx.query(
-            "SELECT coalesce(max(sequence), -1) + 1 FROM fills WHERE account = %s", [account]
-        )[0][0]
-        new = [
-            portfolio_rows.fill_row(fill, "import") | {"sequence": int(start) + fill.sequence}
-            for fill in fills
-            if fill.exec_id not in known
-        ]
-        tx.insert(FILLS.name, FILLS.to_arrow(new))
-    # Export every year the file touches, not only the new fills' years: a re-import then heals
-    # a Parquet export that a killed import left behind its SQL rows.
-    years = {(account, compliance.trade_date(fill.timestamp).year) for fill in fills}
-    _export_by_year(storage, FILLS, "trade_date", years)
+    ids = [fill.exec_id for fill in fills]
+    known = {
+        row[0]
+        for row in stores.sql.query(
+            "SELECT exec_id FROM fills WHERE account = %s"
+            " AND exec_id IN (SELECT unnest(CAST(%s AS TEXT[])))",
+            [account, ids],
+        )
+    }
+    start = stores.sql.query(
+        "SELECT coalesce(max(sequence), -1) + 1 FROM fills WHERE account = %s", [account]
+    )[0][0]
+    new = [
+        portfolio_rows.fill_row(fill, "import") | {"sequence": int(start) + fill.sequence}
+        for fill in fills
+        if fill.exec_id not in known
+    ]
+    years = {compliance.trade_date(fill.timestamp).year for fill in fills}
+    kept = _stored_in_years(stores, FILLS, account, years)
+    _replace_years(stores, table=FILLS, account=account, years=years, kept=kept, new=new)
     return len(new)
 
 
-def import_splits(storage: StorageResource, splits: Sequence[Split]) -> int:
+def import_splits(stores: Stores, splits: Sequence[Split]) -> int:
     """Store splits keyed by (symbol, effective): a re-import replaces, never duplicates."""
-    with storage.sql.transaction() as tx:
-        for split in splits:
-            tx.execute(
-                "DELETE FROM splits WHERE symbol = %s AND effective = %s",
-                [split.symbol, split.effective],
-            )
-        tx.insert(SPLITS.name, SPLITS.to_arrow(asdict(split) for split in splits))
-    _export_whole(storage, SPLITS, ("symbol", "effective"))
+    new = [asdict(split) for split in splits]
+    keys = {(row["symbol"], row["effective"]) for row in new}
+    kept = [r for r in read_rows(stores.sql, SPLITS) if (r["symbol"], r["effective"]) not in keys]
+    replace_whole(stores, SPLITS, [*kept, *new], ("symbol", "effective"))
     return len(splits)
 
 
-def read_splits(storage: StorageResource) -> list[Split]:
+def read_splits(stores: Stores) -> list[Split]:
     """Every stored split, for the ledger assets."""
     return [
         Split(row["symbol"], row["effective"], row["numerator"], row["denominator"])
-        for row in select(storage, SPLITS)
+        for row in read_rows(stores.sql, SPLITS)
     ]
 
 
-def read_fills(storage: StorageResource) -> list[Fill]:
+def read_fills(stores: Stores) -> list[Fill]:
     """Every stored fill of every account."""
-    return [portfolio_rows.fill_from_row(row) for row in select(storage, FILLS)]
-
-
-def last_synced_trade_date(storage: StorageResource, account: str, source: str) -> dt.date | None:
-    """The latest trade date of the fills a broker sync stored for `account` (None: never)."""
-    found = storage.sql.query(
-        "SELECT max(trade_date) FROM fills WHERE account = %s AND source = %s", [account, source]
-    )
-    return found[0][0] if found else None
+    return [portfolio_rows.fill_from_row(row) for row in read_rows(stores.sql, FILLS)]
 
 
 def replace_snapshots(
-    storage: StorageResource, account: str, first: dt.date, last: dt.date, new: Sequence[Row]
+    stores: Stores, account: str, first: dt.date, last: dt.date, new: Sequence[Row]
 ) -> None:
     """The account's snapshots of sessions [first, last] become `new`."""
-    with storage.sql.transaction() as tx:
-        tx.execute(
-            "DELETE FROM portfolio_snapshots WHERE account = %s AND session_date >= %s"
-            " AND session_date <= %s",
-            [account, first, last],
-        )
-        tx.insert(PORTFOLIO_SNAPSHOTS.name, PORTFOLIO_SNAPSHOTS.to_arrow(new))
-    years = {(account, year) for year in range(first.year, last.year + 1)}
-    _export_by_year(storage, PORTFOLIO_SNAPSHOTS, "session_date", years)
+    years = range(first.year, last.year + 1)
+    kept = [
+        row
+        for row in _stored_in_years(stores, PORTFOLIO_SNAPSHOTS, account, years)
+        if not first <= row["session_date"] <= last
+    ]
+    _replace_years(
+        stores, table=PORTFOLIO_SNAPSHOTS, account=account, years=years, kept=kept, new=new
+    )
 
 
-def replace_table(
-    storage: StorageResource, table: Table, new: Sequence[Row], order: Sequence[str]
-) -> int:
-    """A table recomputed as a whole: every SQL row and its one Parquet file replaced."""
-    with storage.sql.transaction() as tx:
-        tx.execute(f"DELETE FROM {table.name}")
-        tx.insert(table.name, table.to_arrow(new))
-    return _export_whole(storage, table, order)
+def append_events(stores: Stores, new: Sequence[Row]) -> int:
+    """Append position events to the stored history; returns the events in all."""
+    history = [*read_rows(stores.sql, POSITION_EVENTS), *new]
+    return replace_whole(stores, POSITION_EVENTS, history, ("account", "synced_at", "symbol"))
 
 
-def append_events(storage: StorageResource, new: Sequence[Row]) -> int:
-    """Append position events; the Parquet file is rewritten with the whole history."""
-    with storage.sql.transaction() as tx:
-        tx.insert(POSITION_EVENTS.name, POSITION_EVENTS.to_arrow(new))
-    return _export_whole(storage, POSITION_EVENTS, ("account", "synced_at", "symbol"))
-
-
-def latest_event_state(storage: StorageResource) -> list[Row]:
+def latest_event_state(stores: Stores) -> list[Row]:
     """Per (account, symbol) the position after its latest event, as `positions`-like rows."""
-    found = select(storage, POSITION_EVENTS)
+    found = read_rows(stores.sql, POSITION_EVENTS)
     latest: dict[tuple[str, str], Row] = {}
     for row in sorted(found, key=lambda r: r["synced_at"]):
         latest[(row["account"], row["symbol"])] = row
@@ -219,9 +228,7 @@ def latest_event_state(storage: StorageResource) -> list[Row]:
     ]
 
 
-def daily_closes(
-    storage: StorageResource, symbols: Iterable[str]
-) -> Mapping[dt.date, Mapping[str, Any]]:
+def daily_closes(stores: Stores, symbols: Iterable[str]) -> Mapping[dt.date, Mapping[str, Any]]:
     """Marks per session: each symbol's last stored daily close on or before it (Decimal).
 
     Carried forward, so a symbol without a bar on some date (a gap, a halt, a late load) is still
@@ -230,9 +237,7 @@ def daily_closes(
     import pyarrow.compute as pc
     import pyarrow.dataset as pa_ds
 
-    from friren_pipelines.core.bars import BAR_SCHEMA
-
-    files = storage.warehouse.files("bars_1d")
+    files = stores.warehouse.files(BARS.dataset_for(Timeframe.DAY1))
     wanted = sorted(set(symbols))
     if not files or not wanted:
         return {}

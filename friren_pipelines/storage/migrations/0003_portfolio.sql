@@ -1,4 +1,4 @@
--- Portfolio tables (friren_pipelines/portfolio/tables.py has each column's meaning).
+-- Portfolio tables (friren_pipelines/storage/tables.py declares them, with each column's meaning).
 -- Money, quantities and prices are NUMERIC(38, 18): exact for every broker string.
 
 -- The fills ledger: one row per execution, unique per account.
