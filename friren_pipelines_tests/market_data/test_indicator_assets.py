@@ -20,15 +20,11 @@ from friren_pipelines.config import load_settings
 from friren_pipelines.core.bars import Timeframe
 from friren_pipelines.core.indicators import INDICATOR_NAMES, WARMUP_BARS, WIDE_COLUMNS
 from friren_pipelines.market_data.bars import BARS_ASSETS, BARS_CHECKS
-from friren_pipelines.market_data.indicators import (
-    INDICATOR_ASSETS,
-    INDICATOR_CHECKS,
-    INDICATORS_SCHEMA,
-    IndicatorWrite,
-    SymbolHistory,
-    compute_writes,
-    indicators_dataset,
-)
+from friren_pipelines.market_data.indicators import INDICATOR_ASSETS, INDICATOR_CHECKS
+from friren_pipelines.market_data.indicators.compute import compute_writes
+from friren_pipelines.market_data.indicators.history import SymbolHistory
+from friren_pipelines.market_data.indicators.repair import IndicatorWrite
+from friren_pipelines.market_data.indicators.tables import INDICATORS_SCHEMA, indicators_dataset
 from friren_pipelines.market_data.partitions import parse_partition
 from friren_pipelines.resources import StorageResource, resources_from_settings
 from friren_pipelines.storage.views import connect_views
