@@ -1,6 +1,5 @@
 import datetime as dt
 from decimal import Decimal
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -12,7 +11,6 @@ from friren_pipelines.storage.sql import (
     Slice,
     SqlStore,
     StoreUnavailableError,
-    open_sql_store,
 )
 
 UTC = dt.UTC
@@ -38,14 +36,6 @@ def _bars(symbol: str, closes: list[float], start: dt.datetime) -> pa.Table:
             "source": ["synthetic"] * n,
         }
     )
-
-
-@pytest.fixture(params=["postgres", "duckdb"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> SqlStore:
-    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
-    sql = open_sql_store(url, tmp_path / "friren.duckdb")
-    sql.migrate()
-    return sql
 
 
 def _slice(symbol: str, day: dt.date) -> Slice:

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import pyarrow as pa
-import pytest
 
-from friren_pipelines.storage.sql import SqlStore, open_sql_store
+from friren_pipelines.storage.sql import SqlStore
 from friren_pipelines.storage.tables import MONEY, TABLES, Column, Table
 
 # The SQL type each declared Arrow type must have, as information_schema names it.
@@ -32,14 +30,6 @@ SQL_TYPES = {
         MONEY: "DECIMAL(38,18)",
     },
 }
-
-
-@pytest.fixture(params=["postgres", "duckdb"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> SqlStore:
-    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
-    sql = open_sql_store(url, tmp_path / "friren.duckdb")
-    sql.migrate()
-    return sql
 
 
 def _described(store: SqlStore, name: str) -> list[tuple[str, str, bool]]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -16,28 +15,15 @@ import pyarrow.parquet as pq
 import pytest
 
 from friren_pipelines.storage import warehouse as warehouse_module
-from friren_pipelines.storage.sql import Slice, SqlStore, open_sql_store
+from friren_pipelines.storage.sql import Slice
 from friren_pipelines.storage.tables import MONEY, SYMBOL_METADATA, TABLES, Table
 from friren_pipelines.storage.warehouse import Warehouse
 from friren_pipelines.storage.write import Piece, Refresh, replace
+from friren_pipelines_tests.storage.conftest import Stores
 
 PIECES_PER_TABLE = 3
 ROWS_PER_PIECE = 4
 START = dt.datetime(2024, 3, 4, 14, 30, tzinfo=dt.UTC)
-
-
-@dataclass
-class Stores:
-    warehouse: Warehouse
-    sql: SqlStore
-
-
-@pytest.fixture(params=["postgres", "duckdb"])
-def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Stores:
-    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
-    sql = open_sql_store(url, tmp_path / "friren.duckdb")
-    sql.migrate()
-    return Stores(Warehouse(tmp_path / "warehouse"), sql)
 
 
 def _value(kind: pa.DataType, owner: str, row: int, version: int) -> Any:
@@ -102,9 +88,10 @@ def _digests(root: Path) -> dict[str, str]:
     }
 
 
-def _sql(stores: Stores) -> dict[str, list[tuple[Any, ...]]]:
+def _sql(stores: Stores) -> dict[str, list[str]]:
+    """Every SQL row of every table, as text (NULLs and Decimals compare), sorted."""
     return {
-        table.name: sorted(map(repr, stores.sql.query(f"SELECT * FROM {table.name}")))  # type: ignore[misc]
+        table.name: sorted(map(repr, stores.sql.query(f"SELECT * FROM {table.name}")))
         for table in TABLES
         if table.in_sql
     }
