@@ -24,6 +24,7 @@ from friren_pipelines.core.lots import position_events, positions_from_fills
 from friren_pipelines.core.performance import drawdowns
 from friren_pipelines.market_data.metadata import column_schema, picture, preview
 from friren_pipelines.portfolio import charts, rows, store
+from friren_pipelines.portfolio.brokers import Broker
 from friren_pipelines.portfolio.resources import BrokerResource, LedgerResource
 from friren_pipelines.resources import StorageResource
 from friren_pipelines.storage.tables import (
@@ -54,7 +55,10 @@ GROUP = "portfolio"
 OWNERS = ["team:trading-desk"]
 
 
-def _asset_kwargs(table: Table, description: str) -> dict[str, Any]:
+def _asset_kwargs(table: Table, description: str, by_session: bool = False) -> dict[str, Any]:
+    """What every portfolio asset declares; `by_session`: partitioned by XNYS session, a range
+    of sessions materialized in one run."""
+    sessions = {"partitions_def": SESSIONS, "backfill_policy": dg.BackfillPolicy.single_run()}
     return {
         "name": table.name,
         "group_name": GROUP,
@@ -62,12 +66,16 @@ def _asset_kwargs(table: Table, description: str) -> dict[str, Any]:
         "kinds": {"parquet", "postgres"},
         "description": description,
         "metadata": {"dagster/column_schema": column_schema(table.schema, table.descriptions)},
+        **(sessions if by_session else {}),
     }
 
 
-def _dates(context: dg.AssetExecutionContext) -> tuple[dt.date, dt.date]:
+def _synced_sessions(
+    context: dg.AssetExecutionContext, broker: BrokerResource
+) -> tuple[Broker, dt.date, dt.date]:
+    """The broker a sync reads, and the first and last session of the run's partitions."""
     days = sorted(dt.date.fromisoformat(key) for key in context.partition_keys)
-    return days[0], days[-1]
+    return broker.open(), days[0], days[-1]
 
 
 def _table_metadata(table: Table, found: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -86,15 +94,13 @@ with warnings.catch_warnings():
             "and settlement dates. A partition is one XNYS session; its sync replaces that "
             "date's broker fills. Fills imported by `friren fills import` are added by exec_id "
             "(re-importing adds nothing).",
-        ),
-        partitions_def=SESSIONS,
-        backfill_policy=dg.BackfillPolicy.single_run(),
+            by_session=True,
+        )
     )
     def fills(
         context: dg.AssetExecutionContext, storage: StorageResource, broker: BrokerResource
     ) -> dg.MaterializeResult:
-        first, last = _dates(context)
-        source = broker.open()
+        source, first, last = _synced_sessions(context, broker)
         found = source.fills(first, last)
         written = store.replace_broker_fills(
             storage, account=source.account, source=source.kind, first=first, last=last, fills=found
@@ -118,15 +124,13 @@ with warnings.catch_warnings():
             "Session-close equity, cash, buying power, long and short market value and day "
             "P&L. History from the broker (Alpaca: portfolio-history endpoint), today's "
             "session from the live account.",
-        ),
-        partitions_def=SESSIONS,
-        backfill_policy=dg.BackfillPolicy.single_run(),
+            by_session=True,
+        )
     )
     def portfolio_snapshots(
         context: dg.AssetExecutionContext, storage: StorageResource, broker: BrokerResource
     ) -> dg.MaterializeResult:
-        first, last = _dates(context)
-        source = broker.open()
+        source, first, last = _synced_sessions(context, broker)
         values = source.account_values(first, last)
         now = dt.datetime.now(dt.UTC)
         new = rows.snapshot_rows(source.account, values, now)
