@@ -109,11 +109,12 @@ def through_dagster(
     """Seconds, rows and Parquet bytes of `friren backfill`'s own path (plan + in-process runs),
     for the bars and their checks only: the floor writes bars, not what is computed from them."""
 
-    from friren_pipelines.config import load_settings
+    from friren_pipelines.config import apply_dagster_environment, load_settings
     from friren_pipelines.core.bars import Timeframe
-    from friren_pipelines.market_data.backfill import execute, plan, register, symbol_set
-    from friren_pipelines.market_data.bars import BARS_ASSETS, BARS_CHECKS
-    from friren_pipelines.resources import resources_from_settings
+    from friren_pipelines.definitions import build_definitions
+    from friren_pipelines.market_data.backfill import execute, plan
+    from friren_pipelines.market_data.bars import BARS_ASSETS
+    from friren_pipelines.market_data.universe import register, symbol_set
 
     os.environ.update(
         {
@@ -123,12 +124,14 @@ def through_dagster(
         }
     )
     timeframe = Timeframe.parse(case.timeframe)
-    resources = resources_from_settings(load_settings())
+    settings = load_settings()
+    apply_dagster_environment(settings)  # the event switches `friren` sets
+    defs = build_definitions(settings)
     with dagster_instance(instance_kind, home) as instance:
-        register(instance, symbol_set(timeframe).name or "", symbols)
+        register(instance, symbol_set(timeframe), symbols)
         runs = plan(instance, timeframe, symbols, case.start, case.end)
         started = time.perf_counter()
-        execute(instance, resources, runs, lambda tf: [BARS_ASSETS[tf], BARS_CHECKS[tf]])
+        execute(instance, defs, runs, assets=lambda tf: [BARS_ASSETS[tf].key])
         seconds = time.perf_counter() - started
     rows = psycopg.connect(postgres_url).execute("SELECT count(*) FROM market_data_bars").fetchone()
     files = list((home / f"bars_{timeframe.value}").rglob("data.parquet"))

@@ -71,32 +71,34 @@ def _stored_closes(home: Path, dataset: str) -> list[np.ndarray]:
 def _run(label: str, timeframe_name: str, symbols: list[str], start: dt.date, end: dt.date) -> None:
     import dagster as dg
 
-    from friren_pipelines.config import load_settings
+    from friren_pipelines.config import apply_dagster_environment, load_settings
     from friren_pipelines.core.bars import Timeframe
-    from friren_pipelines.market_data.backfill import execute, plan, register, symbol_set
-    from friren_pipelines.market_data.bars import BARS_ASSETS, BARS_CHECKS
-    from friren_pipelines.market_data.indicators import INDICATOR_ASSETS, INDICATOR_CHECKS
-    from friren_pipelines.resources import resources_from_settings
+    from friren_pipelines.definitions import build_definitions
+    from friren_pipelines.market_data.backfill import execute, plan
+    from friren_pipelines.market_data.bars import BARS_ASSETS
+    from friren_pipelines.market_data.indicators import INDICATOR_ASSETS
+    from friren_pipelines.market_data.universe import register, symbol_set
 
     timeframe = Timeframe.parse(timeframe_name)
     settings = load_settings()
-    resources = resources_from_settings(settings)
+    apply_dagster_environment(settings)  # the event switches `friren` sets
+    defs = build_definitions(settings)
     instance = dg.DagsterInstance.get()
-    register(instance, symbol_set(timeframe).name or "", symbols)
+    register(instance, symbol_set(timeframe), symbols)
     runs = plan(instance, timeframe, symbols, start, end)
 
     started = time.perf_counter()
-    execute(instance, resources, runs, lambda tf: [BARS_ASSETS[tf], BARS_CHECKS[tf]])
+    execute(instance, defs, runs, assets=lambda tf: [BARS_ASSETS[tf].key])
     bars_seconds = time.perf_counter() - started
 
     results: list[dg.ExecuteInProcessResult] = []
     started = time.perf_counter()
     execute(
         instance,
-        resources,
+        defs,
         runs,
-        lambda tf: [INDICATOR_ASSETS[tf], INDICATOR_CHECKS[tf]],
         on_run_done=lambda _, result: results.append(result),
+        assets=lambda tf: [INDICATOR_ASSETS[tf].key],
     )
     wall = time.perf_counter() - started
 

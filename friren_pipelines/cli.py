@@ -1,39 +1,28 @@
 """`friren`: the command line other tools script against. Output formats are stable.
 
 Commands run against the Dagster instance in DAGSTER_HOME (default: this folder, where
-dagster.yaml lives) so that every materialization is recorded and visible in the UI.
+dagster.yaml lives) so that every materialization is recorded and visible in the UI, and run the
+jobs of the Definitions `dagster dev` loads (`cli_support`).
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
-import os
 import sys
 from collections.abc import Sequence
 from decimal import Decimal
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from friren_pipelines.config import Settings
+from friren_pipelines import cli_support
 
 if TYPE_CHECKING:
     import dagster as dg
 
     from friren_pipelines.core.bars import Timeframe
     from friren_pipelines.market_data.backfill import PlannedRun
-
-
-def _instance() -> dg.DagsterInstance:
-    import dagster as dg
-
-    if not os.environ.get("DAGSTER_HOME"):
-        home = Path.cwd() if (Path.cwd() / "dagster.yaml").exists() else Path("warehouse/.dagster")
-        home.mkdir(parents=True, exist_ok=True)
-        os.environ["DAGSTER_HOME"] = str(home.resolve())
-    return dg.DagsterInstance.get()
 
 
 def _symbols(text: str) -> list[str]:
@@ -61,15 +50,6 @@ def _date(text: str) -> dt.date:
         raise click.BadParameter(f"{text!r} is not a date (YYYY-MM-DD)") from None
 
 
-def _settings() -> Settings:
-    from friren_pipelines.config import ConfigError, load_settings
-
-    try:
-        return load_settings()
-    except ConfigError as error:
-        raise click.ClickException(str(error)) from None
-
-
 @click.group()
 def main() -> None:
     """friren-pipelines: market data and portfolio history, durable and queryable."""
@@ -93,13 +73,13 @@ def symbols() -> None:
 @click.option("--watchlist", is_flag=True, help="Also add them to the intraday watchlist.")
 def symbols_add(tickers: Sequence[str], watchlist: bool) -> None:
     """Add TICKERS to the universe (and the watchlist)."""
-    from friren_pipelines.market_data.backfill import register
+    from friren_pipelines.market_data.universe import UNIVERSE, WATCHLIST, register
 
     wanted = _symbols(",".join(tickers))
-    instance = _instance()
-    added = register(instance, "universe", wanted)
+    instance = cli_support.instance(cli_support.settings())
+    added = register(instance, UNIVERSE, wanted)
     if watchlist:
-        added += [f"{s} (watchlist)" for s in register(instance, "watchlist", wanted)]
+        added += [f"{s} (watchlist)" for s in register(instance, WATCHLIST, wanted)]
     click.echo(f"added: {', '.join(added) or 'nothing new'}")
 
 
@@ -108,7 +88,7 @@ def symbols_add(tickers: Sequence[str], watchlist: bool) -> None:
 @click.option("--watchlist-only", is_flag=True, help="Remove from the watchlist only.")
 def symbols_remove(tickers: Sequence[str], watchlist_only: bool) -> None:
     """Remove TICKERS (their stored data stays)."""
-    instance = _instance()
+    instance = cli_support.instance(cli_support.settings())
     sets = ("watchlist",) if watchlist_only else ("universe", "watchlist")
     for symbol in _symbols(",".join(tickers)):
         for name in sets:
@@ -120,7 +100,7 @@ def symbols_remove(tickers: Sequence[str], watchlist_only: bool) -> None:
 @symbols.command("list")
 def symbols_list() -> None:
     """Print symbol,universe,watchlist as CSV."""
-    instance = _instance()
+    instance = cli_support.instance(cli_support.settings())
     universe = instance.get_dynamic_partitions("universe")
     watchlist = set(instance.get_dynamic_partitions("watchlist"))
     writer = csv.writer(sys.stdout, lineterminator="\n")
@@ -130,29 +110,26 @@ def symbols_list() -> None:
 
 
 def run_backfill(
-    tickers: Sequence[str], start: dt.date, end: dt.date, timeframes: Sequence[Timeframe]
+    instance: dg.DagsterInstance,
+    defs: dg.Definitions,
+    tickers: Sequence[str],
+    start: dt.date,
+    end: dt.date,
+    *,
+    timeframes: Sequence[Timeframe],
 ) -> list[str]:
     """Register the symbols, plan the runs, execute them with a progress bar; returns run ids."""
     from tqdm import tqdm
 
-    from friren_pipelines.market_data.backfill import (
-        BackfillError,
-        execute,
-        plan,
-        register,
-        symbol_set,
-    )
-    from friren_pipelines.market_data.pipeline import timeframe_assets
-    from friren_pipelines.resources import resources_from_settings
+    from friren_pipelines.market_data.backfill import BackfillError, execute, plan
+    from friren_pipelines.market_data.universe import register, symbol_set
 
-    resources = resources_from_settings(_settings())
-    instance = _instance()
     runs = []
     for timeframe in timeframes:
-        set_name = symbol_set(timeframe).name or ""
-        new = register(instance, set_name, tickers)
+        symbols = symbol_set(timeframe)
+        new = register(instance, symbols, tickers)
         if new:
-            click.echo(f"added to the {set_name}: {', '.join(new)}", err=True)
+            click.echo(f"added to the {symbols.name}: {', '.join(new)}", err=True)
         runs += plan(instance, timeframe, tickers, start, end)
     if not runs:
         raise click.ClickException(f"no XNYS sessions between {start} and {end}")
@@ -164,13 +141,7 @@ def run_backfill(
             progress.set_postfix_str(f"{planned.timeframe.value} run {result.run_id[:8]}")
 
         try:
-            return execute(
-                instance,
-                resources,
-                runs,
-                timeframe_assets,
-                on_run_done=done,
-            )
+            return execute(instance, defs, runs, on_run_done=done)
         except BackfillError as error:
             raise click.ClickException(str(error)) from None
 
@@ -185,7 +156,11 @@ def backfill(symbol_list: str, start: str, end: str, timeframes: str) -> None:
     first, last = _date(start), _date(end)
     if last < first:
         raise click.BadParameter(f"--end {end} is before --start {start}")
-    run_ids = run_backfill(_symbols(symbol_list), first, last, _timeframes(timeframes))
+    tickers, wanted = _symbols(symbol_list), _timeframes(timeframes)
+    settings = cli_support.settings()
+    instance = cli_support.instance(settings)
+    defs = cli_support.definitions(settings)
+    run_ids = run_backfill(instance, defs, tickers, first, last, timeframes=wanted)
     click.echo(f"{len(run_ids)} runs succeeded: {', '.join(run_ids)}")
 
 
@@ -200,7 +175,7 @@ def sql(query: str) -> None:
     """Run QUERY with DuckDB over the warehouse Parquet and print CSV with a header."""
     from friren_pipelines.storage.views import connect_views
 
-    conn = connect_views(_settings().home)
+    conn = connect_views(cli_support.settings().home)
     try:
         cursor = conn.execute(query)
     except Exception as error:
@@ -223,26 +198,30 @@ def sql(query: str) -> None:
 @main.command()
 def demo() -> None:
     """The main job on the embedded default: default universe, recent history, every asset."""
+    from friren_pipelines.config import apply_dagster_environment
     from friren_pipelines.core import calendar
     from friren_pipelines.core.bars import Timeframe
-    from friren_pipelines.market_data.backfill import BackfillError, default_symbols, register
-    from friren_pipelines.portfolio.defs import materialize_portfolio, portfolio_resources
-    from friren_pipelines.resources import resources_from_settings
+    from friren_pipelines.market_data.backfill import BackfillError
+    from friren_pipelines.market_data.universe import UNIVERSE, WATCHLIST, listed_symbols, register
+    from friren_pipelines.portfolio.defs import materialize_portfolio
 
-    settings = _settings()
-    instance = _instance()
-    universe, watchlist = default_symbols("universe.txt"), default_symbols("watchlist.txt")
-    register(instance, "universe", universe)
-    register(instance, "watchlist", watchlist)
+    settings = cli_support.settings()
+    dagster_home = apply_dagster_environment(settings)  # idempotent: `instance` applies it again
+    instance = cli_support.instance(settings)
+    defs = cli_support.definitions(settings)
+    universe, watchlist = listed_symbols(UNIVERSE), listed_symbols(WATCHLIST)
+    register(instance, UNIVERSE, universe)
+    register(instance, WATCHLIST, watchlist)
     today = dt.date.today()
     recent = calendar.sessions(today - dt.timedelta(days=20), today)
     click.echo(f"source: {settings.source}; warehouse: {settings.home}")
-    run_backfill(universe, dt.date(today.year - 1, 1, 1), today, [Timeframe.DAY1])
-    run_backfill(watchlist, recent[-10], recent[-1], [Timeframe.MIN1, Timeframe.MIN5])
+    year_start = dt.date(today.year - 1, 1, 1)
+    run_backfill(instance, defs, universe, year_start, today, timeframes=[Timeframe.DAY1])
+    intraday = [Timeframe.MIN1, Timeframe.MIN5]
+    run_backfill(instance, defs, watchlist, recent[-10], recent[-1], timeframes=intraday)
     click.echo("portfolio of the demo account ...", err=True)
-    resources = {**resources_from_settings(settings), **portfolio_resources(settings)}
     try:
-        materialize_portfolio(instance, resources, dt.date(today.year - 1, 1, 1), today)
+        materialize_portfolio(instance, defs, year_start, today)
     except BackfillError as error:
         raise click.ClickException(str(error)) from None
     sql_store = (
@@ -251,7 +230,7 @@ def demo() -> None:
     click.echo(
         f"\nDone. Parquet: {settings.home}/<asset>/...; SQL store: {sql_store}\n"
         f'Query:   .venv/bin/friren sql "select symbol, count(*) from bars_1d group by 1"\n'
-        f"Open UI: DAGSTER_HOME={os.environ['DAGSTER_HOME']} .venv/bin/dagster dev "
+        f"Open UI: DAGSTER_HOME={dagster_home} .venv/bin/dagster dev "
         "-w workspace.yaml  (then http://127.0.0.1:3000)"
     )
 

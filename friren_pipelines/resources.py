@@ -1,18 +1,22 @@
-"""Dagster resources, chosen from the environment in one place (`resources_from_settings`).
+"""Dagster resources, built from the settings in one place (`build_resources`).
 
-Secrets (database URL, broker keys) reach Dagster as `dg.EnvVar`s: the UI and the run config show
-the variable's name, never its value.
+Secrets (database and Redis URLs, broker keys) reach Dagster as `dg.EnvVar`s: the UI and the run
+config show the variable's name, never its value, and Dagster reads the value when a run starts.
+Outside a run (the CLI), a resource's `EnvVar`s are read with `process_config_and_initialize()`.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
-from friren_pipelines.config import Settings
+from friren_pipelines.account.rate_limit import broker_rate_limiter
+from friren_pipelines.account.resource import LiveAccount
+from friren_pipelines.config import DEFAULT_REDIS_PREFIX, SOURCES, ConfigError, Settings
+from friren_pipelines.portfolio.resources import BrokerResource, LedgerResource
 from friren_pipelines.sources.base import BarSource
 from friren_pipelines.storage.sql import SqlStore, open_sql_store
 from friren_pipelines.storage.warehouse import Warehouse
@@ -52,6 +56,8 @@ class BarSourceResource(dg.ConfigurableResource):
     alpaca_feed: str = "iex"
     alpaca_url_override: str | None = None
     yfinance_auto_adjust: bool = False
+    redis_url: str | None = Field(default=None, repr=False)  # the broker rate limiter's
+    redis_prefix: str = DEFAULT_REDIS_PREFIX
     _source: BarSource | None = PrivateAttr(default=None)
 
     def open(self) -> BarSource:
@@ -60,6 +66,10 @@ class BarSourceResource(dg.ConfigurableResource):
         return self._source
 
     def _build(self) -> BarSource:
+        if self.kind == "synthetic":
+            from friren_pipelines.sources.synthetic import SyntheticBarSource
+
+            return SyntheticBarSource()
         if self.kind == "csv":
             from friren_pipelines.sources.csv_files import CsvBarSource
 
@@ -76,29 +86,67 @@ class BarSourceResource(dg.ConfigurableResource):
                 secret_key=self.alpaca_secret_key or "",
                 feed=self.alpaca_feed,
                 url_override=self.alpaca_url_override,
+                limiter=broker_rate_limiter(self.redis_url, self.redis_prefix),
             )
-        from friren_pipelines.sources.synthetic import SyntheticBarSource
-
-        return SyntheticBarSource()
-
-
-def _secret(name: str) -> dg.EnvVar | None:
-    return dg.EnvVar(name) if os.environ.get(name) else None
+        # A typo must never become synthetic data.
+        raise ConfigError(
+            f"bar_source kind={self.kind!r} is not valid; allowed values: {', '.join(SOURCES)}"
+        )
 
 
-def resources_from_settings(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+def secret(name: str, value: str | None) -> dg.EnvVar | None:
+    """A secret that is set, as the name of its variable (Dagster reads it when a run starts)."""
+    return dg.EnvVar(name) if value else None
+
+
+def live_account(settings: Settings, **options: Any) -> LiveAccount:
+    """The live account of these settings (`options`: its other fields, such as `ttl_seconds`)."""
+    return LiveAccount(
+        alpaca_key_id=secret("ALPACA_API_KEY_ID", settings.alpaca_key_id),
+        alpaca_secret_key=secret("ALPACA_API_SECRET_KEY", settings.alpaca_secret_key),
+        alpaca_paper=settings.alpaca_paper,
+        alpaca_url_override=settings.alpaca_url_override,
+        redis_url=secret("FRIREN_REDIS_URL", settings.redis_url),
+        redis_prefix=settings.redis_prefix,
+        **options,
+    )
+
+
+def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+    """Every resource of the Definitions: `storage`, `bar_source`, `broker` and `ledger`."""
+    alpaca_broker = settings.broker == "alpaca"
     return {
         "storage": StorageResource(
             home=str(settings.home),
-            postgres_url=_secret("FRIREN_POSTGRES_URL") if settings.postgres_url else None,
+            postgres_url=secret("FRIREN_POSTGRES_URL", settings.postgres_url),
         ),
         "bar_source": BarSourceResource(
             kind=settings.source,
             csv_dir=str(settings.csv_dir) if settings.csv_dir else None,
-            alpaca_key_id=_secret("ALPACA_API_KEY_ID"),
-            alpaca_secret_key=_secret("ALPACA_API_SECRET_KEY"),
+            alpaca_key_id=secret("ALPACA_API_KEY_ID", settings.alpaca_key_id),
+            alpaca_secret_key=secret("ALPACA_API_SECRET_KEY", settings.alpaca_secret_key),
             alpaca_feed=settings.alpaca_feed,
             alpaca_url_override=settings.alpaca_url_override,
             yfinance_auto_adjust=settings.yfinance_auto_adjust,
+            redis_url=secret("FRIREN_REDIS_URL", settings.redis_url),
+            redis_prefix=settings.redis_prefix,
+        ),
+        "broker": BrokerResource(
+            kind=settings.broker,
+            csv_path=str(settings.broker_csv) if settings.broker_csv else None,
+            csv_account=settings.broker_account,
+            alpaca_key_id=secret("ALPACA_API_KEY_ID", settings.alpaca_key_id)
+            if alpaca_broker
+            else None,
+            alpaca_secret_key=secret("ALPACA_API_SECRET_KEY", settings.alpaca_secret_key)
+            if alpaca_broker
+            else None,
+            alpaca_paper=settings.alpaca_paper,
+            alpaca_url_override=settings.alpaca_url_override,
+            # Today's Alpaca values come from the cached account (shared through Redis if set).
+            live_account=live_account(settings) if alpaca_broker else None,
+        ),
+        "ledger": LedgerResource(
+            lot_method=settings.lot_method, annual_risk_free_rate=settings.risk_free_rate
         ),
     }

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from friren_pipelines.account.cache import AccountUnavailableError
-from friren_pipelines.account.resource import LiveAccount
-from friren_pipelines.account.snapshot import AccountSnapshot
-from friren_pipelines.account.stats import CacheStatistics
+from friren_pipelines import cli_support
 from friren_pipelines.config import ConfigError
+
+if TYPE_CHECKING:
+    from friren_pipelines.account.snapshot import AccountSnapshot
+    from friren_pipelines.account.stats import CacheStatistics
 
 
 def format_snapshot(snapshot: AccountSnapshot) -> list[str]:
@@ -39,7 +42,12 @@ def account() -> None:
 
     Exits with status 1 when no account value young enough is available.
     """
-    live = LiveAccount()
+    # Dagster, redis and the account modules load when the command runs, not for `friren --help`.
+    from friren_pipelines.account.cache import AccountUnavailableError
+    from friren_pipelines.resources import live_account
+
+    # Outside a run, the resource's EnvVars are read here.
+    live = live_account(cli_support.settings()).process_config_and_initialize()
     try:
         snapshot = live.snapshot()
     except ConfigError as error:

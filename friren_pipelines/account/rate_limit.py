@@ -15,7 +15,7 @@ from the moment it completed instead, so a request delayed on its way to the bro
 connect, a busy network) cannot make two calls look closer than they were: the window the broker
 measures then never holds more calls than the limiter let through. Use it around any broker call:
 
-    limiter = shared_rate_limiter()
+    limiter = broker_rate_limiter(settings.redis_url, settings.redis_prefix)
     with limiter.acquire("alpaca-trading", max_wait_seconds=2.0):
         response = ...
     limiter.observe("alpaca-trading", response.headers, response.status_code)
@@ -39,8 +39,8 @@ import redis
 import requests
 from requests.adapters import HTTPAdapter
 
-from friren_pipelines.account.redis_namespace import DEFAULT_PREFIX, connect, redis_key_prefix
-from friren_pipelines.config import Settings, load_settings
+from friren_pipelines.account.redis_namespace import connect
+from friren_pipelines.config import DEFAULT_REDIS_PREFIX
 
 
 @dataclass(frozen=True)
@@ -375,15 +375,21 @@ def limit_session(
     session.mount("https://", adapter)
 
 
-@functools.cache
-def broker_rate_limiter(redis_url: str | None, prefix: str = DEFAULT_PREFIX) -> RateLimiter:
-    """The limiter for this Redis and prefix (one per process; its state is in Redis if set)."""
+def broker_rate_limiter(
+    redis_url: str | None = None, prefix: str = DEFAULT_REDIS_PREFIX
+) -> RateLimiter:
+    """The project's limiter: in Redis under `prefix` when `redis_url` is set (one client per
+    process, the state shared by every process), else the one limiter of this process."""
     if redis_url is None:
-        return RateLimiter.in_process()
+        return _process_limiter()
+    return _redis_limiter(redis_url, prefix)
+
+
+@functools.cache
+def _process_limiter() -> RateLimiter:
+    return RateLimiter.in_process()
+
+
+@functools.cache
+def _redis_limiter(redis_url: str, prefix: str) -> RateLimiter:
     return RateLimiter.in_redis(connect(redis_url), prefix)
-
-
-def shared_rate_limiter(settings: Settings | None = None) -> RateLimiter:
-    """The project's limiter: in Redis when `FRIREN_REDIS_URL` is set, else in this process."""
-    settings = settings or load_settings()
-    return broker_rate_limiter(settings.redis_url, redis_key_prefix())

@@ -1,22 +1,12 @@
-"""The Redis connection and key prefix shared by the account cache and the broker rate limiter.
+"""The Redis connection shared by the account cache, the broker rate limiter and the bar reader.
 
-Every key is `<prefix><area>:<name>:<part>`; the prefix comes from `FRIREN_REDIS_PREFIX`
+Every key is `<prefix><area>:<name>:<part>`; the prefix is the setting `FRIREN_REDIS_PREFIX`
 (default `friren:`), so tests and several deployments can share one Redis.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-
 import redis
-
-DEFAULT_PREFIX = "friren:"
-
-
-def redis_key_prefix(env: Mapping[str, str] | None = None) -> str:
-    env = os.environ if env is None else env
-    return env.get("FRIREN_REDIS_PREFIX", "").strip() or DEFAULT_PREFIX
 
 
 def connect(url: str) -> redis.Redis:

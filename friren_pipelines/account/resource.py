@@ -1,9 +1,9 @@
 """`LiveAccount`: the Dagster resource that answers account questions from the shared cache.
 
-Backed by Redis when `FRIREN_REDIS_URL` is set (every process shares one value, one refresh per
-expiry and the counters), by a cache in the process otherwise. The Alpaca keys come from the
-settings (`ALPACA_API_KEY_ID` / `ALPACA_API_SECRET_KEY`), never from resource config, so they
-cannot show up in the Dagster UI or in run config.
+Backed by Redis when `redis_url` is set (every process shares one value, one refresh per expiry
+and the counters), by a cache in the process otherwise. `resources.live_account(settings)` builds
+it from the settings, with the Alpaca keys and the Redis URL as `dg.EnvVar`s, so that the Dagster
+UI and the run config show the variables' names, never their values.
 
 To serve an account without a broker (the embedded demo), subclass and override
 `account_fetcher` (and `default_label`) to return a deterministic `AccountFetcher`.
@@ -25,11 +25,11 @@ from friren_pipelines.account.cache import (
     RedisAccountStore,
 )
 from friren_pipelines.account.health import AccountHealth, is_account_healthy
-from friren_pipelines.account.rate_limit import broker_rate_limiter
-from friren_pipelines.account.redis_namespace import connect, redis_key_prefix
+from friren_pipelines.account.rate_limit import RateLimiter, broker_rate_limiter
+from friren_pipelines.account.redis_namespace import connect
 from friren_pipelines.account.snapshot import AccountFetcher, AccountSnapshot
 from friren_pipelines.account.stats import CacheStatistics
-from friren_pipelines.config import ConfigError, Settings, load_settings
+from friren_pipelines.config import DEFAULT_REDIS_PREFIX, ConfigError
 
 # Without Redis, every LiveAccount of a process with the same label shares one store.
 _process_stores: dict[str, MemoryAccountStore] = {}
@@ -68,16 +68,34 @@ class LiveAccount(dg.ConfigurableResource):
         default=None,
         description="Names the account in Redis keys; default alpaca-paper or alpaca-live.",
     )
+    alpaca_key_id: str | None = Field(default=None, repr=False, description="ALPACA_API_KEY_ID")
+    alpaca_secret_key: str | None = Field(
+        default=None, repr=False, description="ALPACA_API_SECRET_KEY"
+    )
+    alpaca_paper: bool = Field(default=True, description="Paper (true) or live trading endpoint.")
+    alpaca_url_override: str | None = Field(
+        default=None, description="Base URL of the Alpaca trading API (tests: a local fake)."
+    )
+    redis_url: str | None = Field(
+        default=None, repr=False, description="FRIREN_REDIS_URL; none: a cache in the process."
+    )
+    redis_prefix: str = Field(
+        default=DEFAULT_REDIS_PREFIX, description="Prefix of every Redis key."
+    )
 
     _cache: AccountCache | None = PrivateAttr(default=None)
     _cache_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
-    def default_label(self, settings: Settings) -> str:
-        return "alpaca-paper" if settings.alpaca_paper else "alpaca-live"
+    def default_label(self) -> str:
+        return "alpaca-paper" if self.alpaca_paper else "alpaca-live"
 
-    def account_fetcher(self, settings: Settings) -> AccountFetcher:
+    def rate_limiter(self) -> RateLimiter:
+        """The project's broker rate limiter: in Redis when `redis_url` is set, else in-process."""
+        return broker_rate_limiter(self.redis_url, self.redis_prefix)
+
+    def account_fetcher(self) -> AccountFetcher:
         """The broker call; override for a demo account."""
-        if not (settings.alpaca_key_id and settings.alpaca_secret_key):
+        if not (self.alpaca_key_id and self.alpaca_secret_key):
             raise ConfigError(
                 "LiveAccount needs ALPACA_API_KEY_ID and ALPACA_API_SECRET_KEY to reach the broker"
             )
@@ -85,11 +103,11 @@ class LiveAccount(dg.ConfigurableResource):
         from friren_pipelines.account.broker import AlpacaAccountFetcher
 
         return AlpacaAccountFetcher(
-            settings.alpaca_key_id,
-            settings.alpaca_secret_key,
-            paper=settings.alpaca_paper,
-            url_override=settings.alpaca_url_override,
-            limiter=broker_rate_limiter(settings.redis_url, redis_key_prefix()),
+            self.alpaca_key_id,
+            self.alpaca_secret_key,
+            paper=self.alpaca_paper,
+            url_override=self.alpaca_url_override,
+            limiter=self.rate_limiter(),
             timeout_seconds=self.broker_timeout_seconds,
             max_rate_wait_seconds=min(self.wait_timeout_seconds, self.broker_timeout_seconds),
         )
@@ -97,17 +115,16 @@ class LiveAccount(dg.ConfigurableResource):
     def _account_cache(self) -> AccountCache:
         with self._cache_lock:
             if self._cache is None:
-                settings = load_settings()
-                label = self.account_label or self.default_label(settings)
+                label = self.account_label or self.default_label()
                 store: AccountStore = (
                     RedisAccountStore(
-                        connect(settings.redis_url), prefix=redis_key_prefix(), label=label
+                        connect(self.redis_url), prefix=self.redis_prefix, label=label
                     )
-                    if settings.redis_url
+                    if self.redis_url
                     else _process_store(label)
                 )
                 self._cache = AccountCache(
-                    self.account_fetcher(settings),
+                    self.account_fetcher(),
                     store,
                     label=label,
                     ttl_seconds=self.ttl_seconds,

@@ -5,23 +5,24 @@
   request per symbol to the source). Outside the session it skips and says when the market next opens.
 - `daily_bars_schedule`: on weekdays at 17:30 New York, after the close (and after early closes),
   refresh the current year's daily partitions of the whole universe, if today was a session.
-- `universe_sensor`: keeps the dynamic key sets in line with the universe and watchlist files
-  (`$FRIREN_HOME/universe.txt` / `watchlist.txt` when present, else the packaged defaults); it
-  only adds symbols, removal is explicit (`friren symbols remove`).
+- `universe_sensor` (`build_universe_sensor(home)`): keeps the dynamic key sets in line with
+  the universe and watchlist files (`<FRIREN_HOME>/universe.txt` / `watchlist.txt` when present,
+  else the packaged defaults); it only adds symbols, removal is explicit (`friren symbols remove`).
 """
 
 import datetime as dt
 from collections.abc import Sequence
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 
-from friren_pipelines.config import load_settings
 from friren_pipelines.core import calendar
-from friren_pipelines.core.bars import Timeframe, normalize_symbol
-from friren_pipelines.market_data.backfill import default_symbols
-from friren_pipelines.market_data.partitions import UNIVERSE, WATCHLIST, period_of
-from friren_pipelines.market_data.pipeline import timeframe_job
+from friren_pipelines.core.bars import Timeframe
+from friren_pipelines.market_data.backfill import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
+from friren_pipelines.market_data.defs import REFRESH_JOBS
+from friren_pipelines.market_data.partitions import period_of
+from friren_pipelines.market_data.universe import SYMBOL_SETS, UNIVERSE, WATCHLIST, listed_symbols
 
 
 def range_request(
@@ -32,8 +33,8 @@ def range_request(
         run_key=run_key,
         job_name=job_name,
         tags={
-            "dagster/asset_partition_range_start": f"{symbols[0]}|{period}",
-            "dagster/asset_partition_range_end": f"{symbols[-1]}|{period}",
+            PARTITION_RANGE_START_TAG: f"{symbols[0]}|{period}",
+            PARTITION_RANGE_END_TAG: f"{symbols[-1]}|{period}",
         },
     )
 
@@ -48,7 +49,7 @@ def intraday_requests(watchlist: Sequence[str], now: pd.Timestamp) -> list[dg.Ru
     slot = now.floor("5min").isoformat()
     return [
         range_request(
-            watchlist, period, f"{timeframe.value}:{period}@{slot}", timeframe_job(timeframe).name
+            watchlist, period, f"{timeframe.value}:{period}@{slot}", REFRESH_JOBS[timeframe].name
         )
         for timeframe in (Timeframe.MIN1, Timeframe.MIN5)
     ]
@@ -63,7 +64,7 @@ def daily_request(universe: Sequence[str], today: dt.date) -> dg.RunRequest | st
 
 
 @dg.sensor(
-    jobs=[timeframe_job(Timeframe.MIN1), timeframe_job(Timeframe.MIN5)],
+    jobs=[REFRESH_JOBS[Timeframe.MIN1], REFRESH_JOBS[Timeframe.MIN5]],
     minimum_interval_seconds=300,
     default_status=dg.DefaultSensorStatus.STOPPED,
     description="Every 5 minutes while XNYS is open: the watchlist's current-week 1min and 5min bars.",
@@ -78,7 +79,7 @@ def intraday_bars_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult
 
 
 @dg.schedule(
-    job=timeframe_job(Timeframe.DAY1),
+    job=REFRESH_JOBS[Timeframe.DAY1],
     cron_schedule="30 17 * * 1-5",
     execution_timezone=calendar.NEW_YORK,
     default_status=dg.DefaultScheduleStatus.STOPPED,
@@ -92,27 +93,22 @@ def daily_bars_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest 
     return dg.SkipReason(outcome) if isinstance(outcome, str) else outcome
 
 
-def _file_symbols(name: str) -> list[str]:
-    custom = load_settings().home / name
-    if not custom.exists():
-        return default_symbols(name)
-    lines = (line.split("#", 1)[0].strip() for line in custom.read_text().splitlines())
-    return [normalize_symbol(line) for line in lines if line]
+def build_universe_sensor(home: Path) -> dg.SensorDefinition:
+    """`universe_sensor`, reading the universe and watchlist files under `home` (FRIREN_HOME)."""
 
+    @dg.sensor(minimum_interval_seconds=600, default_status=dg.DefaultSensorStatus.RUNNING)
+    def universe_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+        """Adds symbols listed in the universe/watchlist files that the instance does not know yet."""
+        requests = []
+        for symbols in SYMBOL_SETS:
+            known = set(context.instance.get_dynamic_partitions(symbols.name or ""))
+            new = [s for s in listed_symbols(symbols, home) if s not in known]
+            if new:
+                requests.append(symbols.build_add_request(new))
+        if not requests:
+            return dg.SensorResult(
+                skip_reason="universe and watchlist are in line with their files"
+            )
+        return dg.SensorResult(dynamic_partitions_requests=requests)
 
-@dg.sensor(minimum_interval_seconds=600, default_status=dg.DefaultSensorStatus.RUNNING)
-def universe_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-    """Adds symbols listed in the universe/watchlist files that the instance does not know yet."""
-    requests = []
-    for definition, file_name in ((UNIVERSE, "universe.txt"), (WATCHLIST, "watchlist.txt")):
-        known = set(context.instance.get_dynamic_partitions(definition.name or ""))
-        new = [s for s in _file_symbols(file_name) if s not in known]
-        if new:
-            requests.append(definition.build_add_request(new))
-    if not requests:
-        return dg.SensorResult(skip_reason="universe and watchlist are in line with their files")
-    return dg.SensorResult(dynamic_partitions_requests=requests)
-
-
-SCHEDULES = [daily_bars_schedule]
-SENSORS = [intraday_bars_sensor, universe_sensor]
+    return universe_sensor

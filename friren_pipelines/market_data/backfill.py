@@ -1,42 +1,38 @@
 """Backfills driven from outside the UI (the CLI, benchmarks): plan runs, execute them in Dagster.
 
-Each run is recorded in the Dagster instance like a UI-launched one. Dagster takes a run's keys
-as a rectangle (a symbol range × a period range) and orders dynamic symbols by insertion, not
-alphabetically, so the plan cuts the requested symbols into blocks that are contiguous in that
-order and keeps every run under `MAX_KEYS_PER_RUN` keys.
+Each run is a run of the `refresh_<timeframe>` job of the loaded Definitions, recorded in the
+Dagster instance like a UI-launched one. Dagster takes a run's keys as a rectangle (a symbol
+range × a period range) and orders dynamic symbols by insertion, not alphabetically, so the plan
+cuts the requested symbols into blocks that are contiguous in that order and keeps every run
+under `MAX_KEYS_PER_RUN` keys (`DAGSTER_EVENT_BATCH_SIZE`, set by the CLI, batches its events).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from importlib import resources
 
 import dagster as dg
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 
-from friren_pipelines.core.bars import Timeframe, normalize_symbol
-from friren_pipelines.market_data.partitions import UNIVERSE, WATCHLIST, periods_between
+from friren_pipelines.core.bars import Timeframe
+from friren_pipelines.market_data.partitions import periods_between
+from friren_pipelines.market_data.universe import symbol_set
 
 # A run costs ~0.5 s of Dagster bookkeeping whatever its size, so runs are large: the 500-symbol
 # universe's two years fit one run (Dagster's own UI backfills split it by year, 500 keys a run).
 MAX_KEYS_PER_RUN = 1000
 
-# Dagster's switches for large single-run backfills, read from the environment when a run is
-# created and when its events are stored: the run's plan is one event per asset instead of one per
-# partition key, and the per-key materializations are written in batches (one INSERT on
-# PostgreSQL storage). Each unbatched event costs 5-30 ms. Cost of the first switch: the asset's
-# partition bar shows a failed run's keys as missing, not failed (the run and backfill pages show
-# the failure).
-DAGSTER_EVENT_SETTINGS = {
-    "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "1",
-    "DAGSTER_EVENT_BATCH_SIZE": str(MAX_KEYS_PER_RUN),
-}
+# Dagster's run tags for a range of partition keys (not exported by the `dagster` namespace).
+PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
+PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
+# Step-level events stay in the instance (and the UI); the terminal shows progress.
+QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def refresh_job_name(timeframe: Timeframe) -> str:
+    """The job of `market_data.defs` that materializes a timeframe's bars and indicators."""
+    return f"refresh_{timeframe.value}"
 
 
 @dataclass(frozen=True)
@@ -52,29 +48,10 @@ class PlannedRun:
     @property
     def tags(self) -> dict[str, str]:
         return {
-            ASSET_PARTITION_RANGE_START_TAG: f"{self.symbols[0]}|{self.periods[0]}",
-            ASSET_PARTITION_RANGE_END_TAG: f"{self.symbols[-1]}|{self.periods[-1]}",
+            PARTITION_RANGE_START_TAG: f"{self.symbols[0]}|{self.periods[0]}",
+            PARTITION_RANGE_END_TAG: f"{self.symbols[-1]}|{self.periods[-1]}",
             "friren/backfill": f"{self.timeframe.value}",
         }
-
-
-def default_symbols(file_name: str) -> list[str]:
-    text = resources.files("friren_pipelines.market_data").joinpath(file_name).read_text()
-    lines = (line.split("#", 1)[0].strip() for line in text.splitlines())
-    return [normalize_symbol(line) for line in lines if line]
-
-
-def symbol_set(timeframe: Timeframe) -> dg.DynamicPartitionsDefinition:
-    return UNIVERSE if timeframe == Timeframe.DAY1 else WATCHLIST
-
-
-def register(instance: dg.DagsterInstance, set_name: str, symbols: Sequence[str]) -> list[str]:
-    """Add symbols to a dynamic key set; returns the ones that were new."""
-    known = set(instance.get_dynamic_partitions(set_name))
-    new = [s for s in dict.fromkeys(symbols) if s not in known]
-    if new:
-        instance.add_dynamic_partitions(set_name, new)
-    return new
 
 
 def _blocks(ordered: Sequence[str], wanted: Sequence[str]) -> Iterator[list[str]]:
@@ -135,26 +112,43 @@ def run_failure(result: dg.ExecuteInProcessResult) -> str:
     return "; ".join(messages) or "the run failed"
 
 
+def run_job(
+    defs: dg.Definitions,
+    job_name: str,
+    instance: dg.DagsterInstance,
+    tags: Mapping[str, str],
+    asset_selection: Sequence[dg.AssetKey] | None = None,
+) -> dg.ExecuteInProcessResult:
+    """One in-process run of a job of `defs` (with its resources), quiet on the console."""
+    return defs.resolve_job_def(job_name).execute_in_process(
+        run_config=QUIET_CONSOLE,
+        instance=instance,
+        raise_on_error=False,
+        asset_selection=asset_selection,
+        tags=tags,
+    )
+
+
 def execute(
     instance: dg.DagsterInstance,
-    resources: Mapping[str, object],
+    defs: dg.Definitions,
     runs: Sequence[PlannedRun],
-    assets_for: Callable[[Timeframe], Sequence[dg.AssetsDefinition | dg.AssetChecksDefinition]],
     on_run_done: Callable[[PlannedRun, dg.ExecuteInProcessResult], None] | None = None,
+    assets: Callable[[Timeframe], Sequence[dg.AssetKey]] | None = None,
 ) -> list[str]:
-    """Execute planned runs in order; returns run ids. Raises BackfillError at the first failure."""
-    for name, value in DAGSTER_EVENT_SETTINGS.items():
-        os.environ.setdefault(name, value)
+    """Execute planned runs in order; returns run ids. Raises BackfillError at the first failure.
+
+    Each run is its timeframe's refresh job; `assets` narrows it to some of the job's assets (and
+    their checks): the benchmarks time the bars and the indicators apart.
+    """
     run_ids = []
     for planned in runs:
-        result = dg.materialize(
-            list(assets_for(planned.timeframe)),
-            instance=instance,
-            resources=resources,
-            tags=planned.tags,
-            raise_on_error=False,
-            # Step-level events stay in the instance (and the UI); the terminal shows progress.
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        result = run_job(
+            defs,
+            refresh_job_name(planned.timeframe),
+            instance,
+            planned.tags,
+            assets(planned.timeframe) if assets else None,
         )
         run_ids.append(result.run_id)
         if on_run_done:

@@ -20,11 +20,7 @@ import dagster as dg
 
 from friren_pipelines.core import calendar
 from friren_pipelines.core.bars import Timeframe
-
-# The daily universe (~500 symbols) and the intraday watchlist (~50) are separate key sets, so that
-# the minute assets stay under the partition limit however large the universe grows.
-UNIVERSE = dg.DynamicPartitionsDefinition(name="universe")
-WATCHLIST = dg.DynamicPartitionsDefinition(name="watchlist")
+from friren_pipelines.market_data.universe import UNIVERSE, WATCHLIST
 
 DAILY_HISTORY_START = "1990"
 INTRADAY_HISTORY_START = "2005-01-03"  # a Monday
@@ -50,10 +46,6 @@ def bars_partitions(timeframe: Timeframe) -> dg.MultiPartitionsDefinition:
     if timeframe == Timeframe.DAY1:
         return dg.MultiPartitionsDefinition({"symbol": UNIVERSE, "year": YEARS})
     return dg.MultiPartitionsDefinition({"symbol": WATCHLIST, "week": WEEKS})
-
-
-def symbol_sets(timeframe: Timeframe) -> dg.DynamicPartitionsDefinition:
-    return UNIVERSE if timeframe == Timeframe.DAY1 else WATCHLIST
 
 
 @dataclass(frozen=True, order=True)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
 import requests
@@ -31,6 +31,9 @@ from friren_pipelines.core import calendar
 from friren_pipelines.core.compliance import trade_date
 from friren_pipelines.core.fills import Fill, Side, parse_fills_csv
 from friren_pipelines.core.lots import Position
+
+if TYPE_CHECKING:
+    from friren_pipelines.account.rate_limit import RateLimiter
 
 PAGE_SIZE = 100
 
@@ -215,10 +218,11 @@ class AlpacaBroker:
         url_override: str | None = None,
         timeout_seconds: float = 10.0,
         live_snapshot: Callable[[], AccountSnapshot] | None = None,
+        limiter: RateLimiter | None = None,  # default: this process's broker limiter
     ):
         from alpaca.trading.client import TradingClient
 
-        from friren_pipelines.account.rate_limit import limit_session, shared_rate_limiter
+        from friren_pipelines.account.rate_limit import broker_rate_limiter, limit_session
 
         if not (key_id and secret_key):
             raise BrokerError(
@@ -228,7 +232,7 @@ class AlpacaBroker:
         self._client._retry = 0  # the shared limiter paces calls; failures surface at once
         limit_session(
             self._client._session,
-            shared_rate_limiter(),
+            limiter or broker_rate_limiter(),
             "alpaca-trading",
             timeout_seconds=timeout_seconds,
         )

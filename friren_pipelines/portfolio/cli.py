@@ -15,16 +15,17 @@ from pathlib import Path
 
 import click
 
+from friren_pipelines import cli_support
+
 ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
 DEFAULT_IMPORT_ACCOUNT = "imported"
 PNL_SCOPES = ("symbol", "strategy", "day")
 
 
 def _print_query(sql: str, params: list[object] | None = None) -> None:
-    from friren_pipelines.cli import _settings
     from friren_pipelines.storage.views import connect_views
 
-    conn = connect_views(_settings().home)
+    conn = connect_views(cli_support.settings().home)
     try:
         cursor = conn.execute(sql, params or [])
     except Exception as error:
@@ -36,10 +37,9 @@ def _print_query(sql: str, params: list[object] | None = None) -> None:
 
 
 def _has_dataset(name: str) -> bool:
-    from friren_pipelines.cli import _settings
     from friren_pipelines.storage.warehouse import Warehouse
 
-    return bool(Warehouse(_settings().home).files(name))
+    return bool(Warehouse(cli_support.settings().home).files(name))
 
 
 @click.group("fills")
@@ -62,26 +62,24 @@ def fills_import(file: Path, account: str) -> None:
     number. Fills already stored (same account and exec_id) are skipped, so re-importing a file
     adds nothing. Then positions, realized lots, performance and compliance are recomputed.
     """
-    from friren_pipelines.cli import _instance, _settings
     from friren_pipelines.core.fills import FillsFileError, parse_fills_csv
     from friren_pipelines.market_data.backfill import BackfillError
     from friren_pipelines.portfolio.defs import materialize_ledger
-    from friren_pipelines.portfolio.resources import portfolio_resources
     from friren_pipelines.portfolio.store import import_fills
-    from friren_pipelines.resources import StorageResource, resources_from_settings
+    from friren_pipelines.resources import StorageResource
 
     if not ACCOUNT_NAME.match(account):
         raise click.BadParameter(
             f"{account!r}: use letters, digits, '.', '_' or '-'", param_hint="--account"
         )
-    settings = _settings()
+    settings = cli_support.settings()
     try:
         parsed = parse_fills_csv(file, account=account)
     except FillsFileError as error:
         raise click.ClickException(str(error)) from None
     # Resolve the Dagster instance before storing anything: the recompute must be able to run.
-    instance = _instance()
-    resources = {**resources_from_settings(settings), **portfolio_resources(settings)}
+    instance = cli_support.instance(settings)
+    defs = cli_support.definitions(settings)
     # Outside a run a resource's EnvVars are not resolved: build the storage from the settings.
     storage = StorageResource(home=str(settings.home), postgres_url=settings.postgres_url)
     added = import_fills(storage, account, parsed)
@@ -91,7 +89,7 @@ def fills_import(file: Path, account: str) -> None:
         err=True,
     )
     try:
-        run_id = materialize_ledger(instance, resources)
+        run_id = materialize_ledger(instance, defs)
     except BackfillError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"ledger recomputed in run {run_id}", err=True)
@@ -142,25 +140,23 @@ def splits_import(file: Path) -> None:
 
     Every row is validated first; a bad row stores nothing. Then the ledger is recomputed.
     """
-    from friren_pipelines.cli import _instance, _settings
     from friren_pipelines.core.fills import FillsFileError, parse_splits_csv
     from friren_pipelines.market_data.backfill import BackfillError
     from friren_pipelines.portfolio.defs import materialize_ledger
-    from friren_pipelines.portfolio.resources import portfolio_resources
     from friren_pipelines.portfolio.store import import_splits
-    from friren_pipelines.resources import StorageResource, resources_from_settings
+    from friren_pipelines.resources import StorageResource
 
-    settings = _settings()
+    settings = cli_support.settings()
     try:
         parsed = parse_splits_csv(file)
     except FillsFileError as error:
         raise click.ClickException(str(error)) from None
-    instance = _instance()
+    instance = cli_support.instance(settings)
     storage = StorageResource(home=str(settings.home), postgres_url=settings.postgres_url)
     click.echo(f"{file}: {import_splits(storage, parsed)} splits stored", err=True)
-    resources = {**resources_from_settings(settings), **portfolio_resources(settings)}
+    defs = cli_support.definitions(settings)
     try:
-        run_id = materialize_ledger(instance, resources)
+        run_id = materialize_ledger(instance, defs)
     except BackfillError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"ledger recomputed in run {run_id}", err=True)

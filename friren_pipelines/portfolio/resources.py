@@ -1,20 +1,11 @@
-"""The portfolio resources: which broker (FRIREN_BROKER) and the ledger's conventions.
+"""The portfolio resources: which broker the assets sync from, and the ledger's conventions.
 
-Environment (read in `portfolio_resources`, defaults for the embedded setup):
-- FRIREN_BROKER: demo (default, offline), csv or alpaca.
-- FRIREN_BROKER_CSV: the fills export the csv broker reads (required for csv).
-- FRIREN_BROKER_ACCOUNT: the account label of the csv broker (default csv).
-- ALPACA_API_KEY_ID / ALPACA_API_SECRET_KEY (as `dg.EnvVar`s: never in the UI or run config),
-  ALPACA_PAPER, ALPACA_URL_OVERRIDE: the alpaca broker (shared with the market-data settings).
-- FRIREN_LOT_METHOD: fifo (default) or average.
-- FRIREN_RISK_FREE_RATE: annual risk-free rate as a fraction (default 0; 0.05 = 5 %).
+Built from the settings (`FRIREN_BROKER`, `FRIREN_BROKER_CSV`, `FRIREN_BROKER_ACCOUNT`, the
+`ALPACA_*` keys, `FRIREN_LOT_METHOD`, `FRIREN_RISK_FREE_RATE`) by `resources.build_resources`.
 """
 
 from __future__ import annotations
 
-import math
-import os
-from collections.abc import Mapping
 from pathlib import Path
 from typing import cast
 
@@ -22,11 +13,9 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from friren_pipelines.account.resource import LiveAccount
-from friren_pipelines.config import ConfigError, Settings, env_choice
+from friren_pipelines.config import BROKERS, ConfigError
 from friren_pipelines.core.lots import METHODS, Method
 from friren_pipelines.portfolio.brokers import AlpacaBroker, Broker, CsvBroker
-
-BROKERS = ("demo", "csv", "alpaca")
 
 
 class BrokerResource(dg.ConfigurableResource):
@@ -55,13 +44,19 @@ class BrokerResource(dg.ConfigurableResource):
                 paper=self.alpaca_paper,
                 url_override=self.alpaca_url_override,
                 live_snapshot=self.live_account.snapshot if self.live_account else None,
+                limiter=self.live_account.rate_limiter() if self.live_account else None,
             )
         if self.kind == "csv":
             return CsvBroker(Path(self.csv_path or "fills.csv"), self.csv_account)
-        from friren_pipelines.market_data.backfill import default_symbols
-        from friren_pipelines.portfolio.demo import DemoBroker
+        if self.kind == "demo":
+            from friren_pipelines.market_data.universe import UNIVERSE, listed_symbols
+            from friren_pipelines.portfolio.demo import DemoBroker
 
-        return DemoBroker(default_symbols("universe.txt"))
+            return DemoBroker(listed_symbols(UNIVERSE))  # the packaged universe, whatever the home
+        # A typo must never become the demo account.
+        raise ConfigError(
+            f"broker kind={self.kind!r} is not valid; allowed values: {', '.join(BROKERS)}"
+        )
 
 
 class LedgerResource(dg.ConfigurableResource):
@@ -77,43 +72,3 @@ class LedgerResource(dg.ConfigurableResource):
                 f"lot_method {self.lot_method!r}: expected one of {', '.join(METHODS)}"
             )
         return cast(Method, self.lot_method)
-
-
-def portfolio_resources(
-    settings: Settings, env: Mapping[str, str] | None = None
-) -> dict[str, dg.ConfigurableResource]:
-    """`broker` and `ledger`, chosen from the environment (see the module docstring)."""
-    env = os.environ if env is None else env
-    kind = env_choice(env, "FRIREN_BROKER", "demo", BROKERS)
-    csv_path = env.get("FRIREN_BROKER_CSV", "").strip() or None
-    if kind == "csv" and not csv_path:
-        raise ConfigError("FRIREN_BROKER=csv needs FRIREN_BROKER_CSV: the fills export to read")
-    if kind == "alpaca" and not (settings.alpaca_key_id and settings.alpaca_secret_key):
-        raise ConfigError(
-            "FRIREN_BROKER=alpaca needs ALPACA_API_KEY_ID and ALPACA_API_SECRET_KEY to be set"
-        )
-    rate_text = env.get("FRIREN_RISK_FREE_RATE", "").strip() or "0"
-    try:
-        rate = float(rate_text)
-        if not math.isfinite(rate):
-            raise ValueError(rate_text)
-    except ValueError:
-        raise ConfigError(
-            f"FRIREN_RISK_FREE_RATE={rate_text!r} is not a number (an annual fraction: 0.05 = 5 %)"
-        ) from None
-    return {
-        "broker": BrokerResource(
-            kind=kind,
-            csv_path=str(Path(csv_path).expanduser().resolve()) if csv_path else None,
-            csv_account=env.get("FRIREN_BROKER_ACCOUNT", "").strip() or "csv",
-            alpaca_key_id=dg.EnvVar("ALPACA_API_KEY_ID") if kind == "alpaca" else None,
-            alpaca_secret_key=dg.EnvVar("ALPACA_API_SECRET_KEY") if kind == "alpaca" else None,
-            alpaca_paper=settings.alpaca_paper,
-            alpaca_url_override=settings.alpaca_url_override,
-            live_account=LiveAccount() if kind == "alpaca" else None,
-        ),
-        "ledger": LedgerResource(
-            lot_method=env_choice(env, "FRIREN_LOT_METHOD", "fifo", METHODS),
-            annual_risk_free_rate=rate,
-        ),
-    }

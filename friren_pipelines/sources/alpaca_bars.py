@@ -35,7 +35,7 @@ from alpaca.data.models.bars import BarSet
 from alpaca.data.requests import StockBarsRequest
 from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
 
-from friren_pipelines.account.rate_limit import limit_session, shared_rate_limiter
+from friren_pipelines.account.rate_limit import RateLimiter, broker_rate_limiter, limit_session
 from friren_pipelines.core import calendar
 from friren_pipelines.core.bars import Timeframe, conform, normalize_symbol
 from friren_pipelines.sources.base import (
@@ -57,7 +57,11 @@ TIMEFRAMES = {
 
 
 def configure_client(
-    client: Any, timeout: float, retry_attempts: int, retry_wait_seconds: float
+    client: Any,
+    timeout: float,
+    retry_attempts: int,
+    retry_wait_seconds: float,
+    limiter: RateLimiter | None = None,
 ) -> None:
     """Rate limit, time-out, retry count, wait and retried statuses of an alpaca-py REST client.
 
@@ -66,7 +70,8 @@ def configure_client(
     `_retry_codes`. Shared with the trading clients.
     """
     # Every request is paced by the project's one broker rate limiter and gets the time-out.
-    limit_session(client._session, shared_rate_limiter(), "alpaca-data", timeout_seconds=timeout)
+    limiter = limiter or broker_rate_limiter()
+    limit_session(client._session, limiter, "alpaca-data", timeout_seconds=timeout)
     client._retry = retry_attempts
     client._retry_wait = retry_wait_seconds
     client._retry_codes = list(RETRY_STATUSES)
@@ -88,13 +93,14 @@ class AlpacaBarSource:
         adjustment: str = "split",
         retry_attempts: int = 3,
         retry_wait_seconds: float = 3.0,
+        limiter: RateLimiter | None = None,  # default: this process's broker limiter
     ):
         if adjustment not in ADJUSTMENTS:
             raise ValueError(f"adjustment {adjustment!r} is not one of {sorted(ADJUSTMENTS)}")
         self.feed = DataFeed(feed)
         self.adjustment = adjustment
         self._client = StockHistoricalDataClient(key_id, secret_key, url_override=url_override)
-        configure_client(self._client, timeout, retry_attempts, retry_wait_seconds)
+        configure_client(self._client, timeout, retry_attempts, retry_wait_seconds, limiter)
 
     def fetch_bars(
         self, symbols: Sequence[str], timeframe: Timeframe, start: dt.date, end: dt.date

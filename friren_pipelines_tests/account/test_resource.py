@@ -13,7 +13,8 @@ import redis
 
 from friren_pipelines.account.resource import LiveAccount
 from friren_pipelines.account.snapshot import AccountFetcher, BrokerAccount
-from friren_pipelines.config import ConfigError, Settings
+from friren_pipelines.config import ConfigError, load_settings
+from friren_pipelines.resources import live_account
 from friren_pipelines_tests.account.conftest import ACCOUNT_PATH, BrokerKeys
 from friren_pipelines_tests.account.test_snapshot_and_health import ACCOUNT
 from friren_pipelines_tests.fakes.http import FakeHttpServer, Reply, recorded
@@ -44,6 +45,11 @@ def backend(
     return str(request.param)
 
 
+def live(**options: object) -> LiveAccount:
+    """The LiveAccount of the current environment's settings, its EnvVars read (outside a run)."""
+    return live_account(load_settings(), **options).process_config_and_initialize()
+
+
 @pytest.fixture
 def label() -> str:
     return f"test-{uuid.uuid4().hex[:8]}"  # the in-process store is per label: keep tests apart
@@ -52,23 +58,23 @@ def label() -> str:
 def test_every_field_is_answered_from_one_broker_call(
     backend: str, alpaca: FakeHttpServer, label: str
 ) -> None:
-    live = LiveAccount(account_label=label)
-    snapshot = live.snapshot()
+    account = live(account_label=label)
+    snapshot = account.snapshot()
     assert (snapshot.portfolio_value, snapshot.equity) == (
         Decimal("103820.56"),
         Decimal("103820.56"),
     )
-    assert live.portfolio_value() == Decimal("103820.56")
-    assert live.cash() == Decimal("-23140.2")
-    assert live.buying_power() == Decimal("262113.632")
-    assert live.equity() == Decimal("103820.56")
-    assert live.daytrading_buying_power() == Decimal("262113.632")
-    assert live.last_equity() == Decimal("103529.24")
-    assert live.day_pl() == Decimal("291.32")
-    assert live.day_pl_pct() == Decimal("0.2814")
+    assert account.portfolio_value() == Decimal("103820.56")
+    assert account.cash() == Decimal("-23140.2")
+    assert account.buying_power() == Decimal("262113.632")
+    assert account.equity() == Decimal("103820.56")
+    assert account.daytrading_buying_power() == Decimal("262113.632")
+    assert account.last_equity() == Decimal("103529.24")
+    assert account.day_pl() == Decimal("291.32")
+    assert account.day_pl_pct() == Decimal("0.2814")
     assert not snapshot.stale and snapshot.age_seconds < 1
     assert len(alpaca.calls(ACCOUNT_PATH)) == 1
-    stats = live.statistics()
+    stats = account.statistics()
     assert (stats.requests, stats.hits, stats.broker_calls) == (9, 8, 1)
 
 
@@ -82,8 +88,8 @@ def test_with_redis_url_instances_share_the_value_through_redis(
         request.getfixturevalue("broker_keys"),
         redis_url,
     )
-    first = LiveAccount(account_label=label).snapshot()
-    assert LiveAccount(account_label=label).snapshot().fetched_at == first.fetched_at
+    first = live(account_label=label).snapshot()
+    assert live(account_label=label).snapshot().fetched_at == first.fetched_at
     assert len(alpaca.calls(ACCOUNT_PATH)) == 1
     value_key = f"{os.environ['FRIREN_REDIS_PREFIX']}account:{label}:value"
     stored = redis.Redis.from_url(redis_url).hget(value_key, "account")
@@ -91,8 +97,8 @@ def test_with_redis_url_instances_share_the_value_through_redis(
 
 
 def test_recorded_account_is_healthy_and_a_high_floor_is_not(backend: str, label: str) -> None:
-    assert LiveAccount(account_label=label).is_account_healthy().reason == "ok"
-    health = LiveAccount(account_label=label, equity_floor="150000").is_account_healthy()
+    assert live(account_label=label).is_account_healthy().reason == "ok"
+    health = live(account_label=label, equity_floor="150000").is_account_healthy()
     assert not health and "equity 103820.56 USD is under the floor of 150000 USD" in health.reason
 
 
@@ -101,29 +107,27 @@ def test_pattern_day_trader_flag_makes_the_account_unhealthy(
 ) -> None:
     body = {**recorded("alpaca/trading_v2_account.json"), "pattern_day_trader": True}
     alpaca.route("GET", ACCOUNT_PATH, Reply(body=body))
-    assert LiveAccount(account_label=label).is_account_healthy().reasons == (
-        "flagged pattern day trader",
-    )
+    assert live(account_label=label).is_account_healthy().reasons == ("flagged pattern day trader",)
 
 
 def test_unreachable_account_is_unhealthy_with_the_refresh_error(
     backend: str, alpaca: FakeHttpServer, label: str
 ) -> None:
     alpaca.route("GET", ACCOUNT_PATH, Reply(503, {"message": "maintenance"}))
-    health = LiveAccount(account_label=label).is_account_healthy()
+    health = live(account_label=label).is_account_healthy()
     assert not health and "HTTP 503" in health.reason
 
 
 def test_without_keys_the_resource_says_which_variables_to_set(friren_env: dict[str, str]) -> None:
     with pytest.raises(ConfigError, match="ALPACA_API_KEY_ID and ALPACA_API_SECRET_KEY"):
-        LiveAccount(account_label="no-keys").snapshot()
+        live(account_label="no-keys").snapshot()
 
 
 class FixedDemoAccount(LiveAccount):
-    def default_label(self, settings: Settings) -> str:
+    def default_label(self) -> str:
         return f"demo-{id(self)}"
 
-    def account_fetcher(self, settings: Settings) -> AccountFetcher:
+    def account_fetcher(self) -> AccountFetcher:
         return lambda: ACCOUNT
 
 
@@ -152,14 +156,16 @@ def test_asset_metadata_carries_statistics_and_never_a_key(
         )
 
     result = dg.materialize(
-        [account_equity], resources={"live_account": LiveAccount(account_label=label)}
+        [account_equity],
+        resources={"live_account": live_account(load_settings(), account_label=label)},
     )
     assert result.success
     (materialization,) = result.asset_materializations_for_node("account_equity")
     metadata = {k: v.value for k, v in materialization.metadata.items()}
     assert metadata["equity_usd"] == pytest.approx(103820.56)
     assert metadata["broker_calls"] == 1 and metadata["requests"] == 1
-    everything = repr(metadata) + repr(LiveAccount(account_label=label).model_dump())
+    resource = live_account(load_settings(), account_label=label)
+    everything = repr(metadata) + repr(resource.model_dump())
     everything += "".join(str(event) for event in result.all_events)
     everything += "".join(record.getMessage() for record in caplog.records)
     assert not broker_keys.appear_in(everything)

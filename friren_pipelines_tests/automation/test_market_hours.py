@@ -4,10 +4,11 @@ import dagster as dg
 import pandas as pd
 
 from friren_pipelines.automation.market_hours import (
+    build_universe_sensor,
     daily_request,
     intraday_requests,
-    universe_sensor,
 )
+from friren_pipelines.config import load_settings
 
 
 def test_intraday_refresh_runs_only_while_the_session_is_open() -> None:
@@ -29,6 +30,7 @@ def test_daily_refresh_skips_holidays_and_targets_the_current_year() -> None:
 
 
 def _evaluate(instance: dg.DagsterInstance) -> dg.SensorResult:
+    universe_sensor = build_universe_sensor(load_settings().home)
     result = universe_sensor(dg.build_sensor_context(instance=instance))
     assert isinstance(result, dg.SensorResult)
     return result

@@ -5,12 +5,13 @@ import pytest
 
 from friren_pipelines.core.bars import Timeframe
 from friren_pipelines.market_data import backfill
-from friren_pipelines.market_data.backfill import plan, register
+from friren_pipelines.market_data.backfill import plan
+from friren_pipelines.market_data.universe import UNIVERSE, WATCHLIST, register
 
 
 def test_runs_are_rectangles_contiguous_in_insertion_order() -> None:
     with dg.instance_for_test() as instance:
-        register(instance, "universe", ["MSFT", "AAPL", "XOM", "SPY"])
+        register(instance, UNIVERSE, ["MSFT", "AAPL", "XOM", "SPY"])
         runs = plan(
             instance,
             Timeframe.DAY1,
@@ -33,7 +34,7 @@ def test_a_symbols_periods_stay_in_one_run_and_runs_stay_under_the_key_limit(
     monkeypatch.setattr(backfill, "MAX_KEYS_PER_RUN", 10)
     symbols = [f"S{i}" for i in range(7)]
     with dg.instance_for_test() as instance:
-        register(instance, "watchlist", symbols)
+        register(instance, WATCHLIST, symbols)
         runs = plan(instance, Timeframe.MIN1, symbols, dt.date(2024, 3, 4), dt.date(2024, 3, 22))
     assert all(len(r.periods) == 3 and r.keys <= 10 for r in runs)
     assert [r.symbols for r in runs] == [("S0", "S1", "S2"), ("S3", "S4", "S5"), ("S6",)]

@@ -26,7 +26,7 @@ from friren_pipelines.market_data.indicators.history import SymbolHistory
 from friren_pipelines.market_data.indicators.repair import IndicatorWrite
 from friren_pipelines.market_data.indicators.tables import INDICATORS_SCHEMA, indicators_dataset
 from friren_pipelines.market_data.partitions import parse_partition
-from friren_pipelines.resources import StorageResource, resources_from_settings
+from friren_pipelines.resources import StorageResource, build_resources
 from friren_pipelines.storage.views import connect_views
 
 INTC = "INTC_1d_1995-01-03_2004-04-08_yahoo.csv"
@@ -46,7 +46,7 @@ def _materialize(
     result = dg.materialize(
         chosen,
         instance=dg.DagsterInstance.get(),
-        resources=resources_from_settings(load_settings()),
+        resources=build_resources(load_settings()),
         tags={
             "dagster/asset_partition_range_start": first,
             "dagster/asset_partition_range_end": last,
@@ -212,7 +212,7 @@ def _stale_statuses(
     instance = dg.DagsterInstance.get()
     graph = dg.Definitions(
         assets=[BARS_ASSETS[timeframe], INDICATOR_ASSETS[timeframe]],
-        resources=resources_from_settings(load_settings()),
+        resources=build_resources(load_settings()),
     ).resolve_asset_graph()
     resolver = CachingStaleStatusResolver(instance, graph, LoadingContextForTest(instance))
     asset = INDICATOR_ASSETS[timeframe].key
@@ -345,7 +345,7 @@ def test_checks_launched_alone_fail_on_a_stored_rsi_outside_0_100(
         [INDICATOR_ASSETS[Timeframe.DAY1], INDICATOR_CHECKS[Timeframe.DAY1]],
         selection=dg.AssetSelection.checks_for_assets(INDICATOR_ASSETS[Timeframe.DAY1]),
         instance=dg.DagsterInstance.get(),
-        resources=resources_from_settings(load_settings()),
+        resources=build_resources(load_settings()),
         raise_on_error=False,
     )
     evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}

@@ -1,5 +1,6 @@
-"""Fixtures for the portfolio tests: the CLI as the `friren` group will expose it, a resources
-dict for Dagster runs, and the storage backend (embedded DuckDB or Postgres) as a parameter."""
+"""Fixtures for the portfolio tests: the CLI as the `friren` group will expose it, the
+Definitions whose jobs the runs use, and the storage backend (embedded DuckDB or Postgres) as a
+parameter."""
 
 from __future__ import annotations
 
@@ -7,14 +8,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import click
+import dagster as dg
 import pytest
 from click.testing import CliRunner, Result
 
 from friren_pipelines.cli import main
 from friren_pipelines.config import load_settings
+from friren_pipelines.definitions import build_definitions
 from friren_pipelines.portfolio.cli import COMMANDS
-from friren_pipelines.portfolio.defs import portfolio_resources
-from friren_pipelines.resources import resources_from_settings
 
 
 @pytest.fixture(params=["duckdb", "postgres"])
@@ -50,7 +51,6 @@ def ledger_file(tmp_path: Path) -> Callable[[str], Path]:
     return write
 
 
-def resources() -> dict[str, object]:
-    """Storage, bar source, broker and ledger resources from the current environment."""
-    settings = load_settings()
-    return {**resources_from_settings(settings), **portfolio_resources(settings)}
+def definitions() -> dg.Definitions:
+    """The Definitions (with their resources) of the current environment, as the CLI builds them."""
+    return build_definitions(load_settings())

@@ -17,7 +17,7 @@ from friren_pipelines.portfolio.brokers import AlpacaBroker, BrokerError
 from friren_pipelines.portfolio.defs import materialize_portfolio
 from friren_pipelines_tests.fakes.alpaca import FILLS, install_alpaca_routes
 from friren_pipelines_tests.fakes.http import FakeHttpServer, Reply, Request, recorded
-from friren_pipelines_tests.portfolio.conftest import resources
+from friren_pipelines_tests.portfolio.conftest import definitions
 
 KEY_ID, SECRET = "PKTESTPORTFOLIO0001", "secret-portfolio-0001"
 TRADE_DATE = dt.date(2022, 3, 4)
@@ -111,7 +111,7 @@ def test_reconciliation_fails_naming_symbols_and_both_quantities(
     monkeypatch.setenv("ALPACA_URL_OVERRIDE", alpaca.url)
     instance = dg.DagsterInstance.ephemeral()
     with pytest.raises(BackfillError) as raised:
-        materialize_portfolio(instance, resources(), TRADE_DATE, TRADE_DATE)
+        materialize_portfolio(instance, definitions(), TRADE_DATE, TRADE_DATE)
     message = str(raised.value)
     assert "positions_reconciled failed" in message
     # the broker holds 5 AAPL the recorded fills never bought; the fills leave AMZN, GOOGL and
@@ -127,7 +127,8 @@ def test_reconciliation_fails_naming_symbols_and_both_quantities(
 def test_todays_values_come_from_the_cached_live_account(
     alpaca: FakeHttpServer, friren_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from friren_pipelines.account.resource import LiveAccount
+    from friren_pipelines.config import load_settings
+    from friren_pipelines.resources import live_account
 
     for name, value in {
         "ALPACA_API_KEY_ID": KEY_ID,
@@ -135,7 +136,9 @@ def test_todays_values_come_from_the_cached_live_account(
         "ALPACA_URL_OVERRIDE": alpaca.url,
     }.items():
         monkeypatch.setenv(name, value)
-    live = LiveAccount(account_label="portfolio-test")
+    live = live_account(
+        load_settings(), account_label="portfolio-test"
+    ).process_config_and_initialize()
     broker = AlpacaBroker(KEY_ID, SECRET, url_override=alpaca.url, live_snapshot=live.snapshot)
     first = broker.live_values(TRADE_DATE)
     second = broker.live_values(TRADE_DATE)

@@ -11,10 +11,11 @@ from decimal import Decimal
 import dagster as dg
 from click.testing import Result
 
-from friren_pipelines.market_data.backfill import default_symbols
-from friren_pipelines.portfolio.defs import PORTFOLIO_ASSETS, materialize_portfolio
+from friren_pipelines.market_data.universe import UNIVERSE, listed_symbols
+from friren_pipelines.portfolio.assets import BROKER_SYNC_ASSETS, LEDGER_ASSETS
+from friren_pipelines.portfolio.defs import materialize_portfolio
 from friren_pipelines.portfolio.demo import DEMO_INITIAL_CAPITAL, DemoBroker
-from friren_pipelines_tests.portfolio.conftest import resources
+from friren_pipelines_tests.portfolio.conftest import definitions
 
 FIRST, LAST = dt.date(2025, 1, 2), dt.date(2025, 2, 28)
 
@@ -29,9 +30,9 @@ def test_demo_account_materializes_every_portfolio_asset_and_reconciles(
     friren_env: dict[str, str], friren: Callable[..., Result]
 ) -> None:
     instance = dg.DagsterInstance.ephemeral()
-    materialize_portfolio(instance, resources(), FIRST, LAST)
+    materialize_portfolio(instance, definitions(), FIRST, LAST)
 
-    for asset in PORTFOLIO_ASSETS:
+    for asset in [*BROKER_SYNC_ASSETS, *LEDGER_ASSETS]:
         assert instance.get_latest_materialization_event(asset.key) is not None, asset.key
     check = instance.event_log_storage.get_latest_asset_check_execution_by_key(
         [dg.AssetCheckKey(dg.AssetKey("positions"), "positions_reconciled")]
@@ -42,7 +43,7 @@ def test_demo_account_materializes_every_portfolio_asset_and_reconciles(
     )
 
     fills = _rows(friren, "select * from fills order by timestamp, sequence")
-    expected = DemoBroker(default_symbols("universe.txt")).fills(FIRST, LAST)
+    expected = DemoBroker(listed_symbols(UNIVERSE)).fills(FIRST, LAST)
     assert sorted(row["exec_id"] for row in fills) == sorted(fill.exec_id for fill in expected)
     assert len(fills) > 10
     assert {row["settlement_date"] for row in fills if row["trade_date"] == "2025-01-31"} <= {

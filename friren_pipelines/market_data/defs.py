@@ -1,0 +1,29 @@
+"""What the market-data domain adds to the Definitions.
+
+Per timeframe (1d, 1min, 5min): the bars with their checks, the indicators computed from them
+with theirs, and the `refresh_<timeframe>` job that materializes both: what one backfill run
+(`friren backfill`) or one live refresh (the automation's schedule and sensor) runs.
+"""
+
+import dagster as dg
+
+from friren_pipelines.core.bars import Timeframe
+from friren_pipelines.market_data.backfill import refresh_job_name
+from friren_pipelines.market_data.bars import BARS_ASSETS, BARS_CHECKS
+from friren_pipelines.market_data.indicators import INDICATOR_ASSETS, INDICATOR_CHECKS
+
+# Selecting an asset selects its checks too.
+REFRESH_JOBS = {
+    timeframe: dg.define_asset_job(
+        refresh_job_name(timeframe),
+        selection=dg.AssetSelection.assets(BARS_ASSETS[timeframe], INDICATOR_ASSETS[timeframe]),
+        description=f"Materializes the {timeframe.value} bars and what is computed from them.",
+    )
+    for timeframe in Timeframe
+}
+
+defs = dg.Definitions(
+    assets=[asset for tf in Timeframe for asset in (BARS_ASSETS[tf], INDICATOR_ASSETS[tf])],
+    asset_checks=[check for tf in Timeframe for check in (BARS_CHECKS[tf], INDICATOR_CHECKS[tf])],
+    jobs=list(REFRESH_JOBS.values()),
+)
