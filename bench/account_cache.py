@@ -25,6 +25,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from multiprocessing.queues import Queue
+from typing import TypeVar
 
 import redis
 import requests
@@ -42,6 +43,7 @@ ACCOUNT_PATH = "/v2/account"
 BROKER_LATENCY = 0.05  # seconds the fake broker takes to answer, like a real round trip
 BROKER_TIMEOUT = 1.0
 KEYS = ("PKBENCHKEY0000000000", "bench-secret-not-a-real-key")
+Size = TypeVar("Size", int, float)  # a stage's size: a count of reads or windows, or seconds
 
 
 class FakeBroker:
@@ -134,8 +136,27 @@ def poll(setup: Setup, polling: Polling, results: Queue) -> None:
 
 
 def run_pollers(
-    setup: Setup, polling: Polling, processes: int = 2
+    setup: Setup,
+    label: str,
+    ttl_seconds: float,
+    *,
+    max_stale_seconds: float = 300.0,
+    threads: int,
+    period_seconds: float,
+    seconds: float,
+    processes: int = 2,
 ) -> list[tuple[float, bool, bool]]:
+    """`processes` processes of `threads` readers each, all starting in one second (time to fork
+    them) and polling one cache `label` for `seconds`; every read of every process."""
+    polling = Polling(
+        label,
+        ttl_seconds,
+        max_stale_seconds,
+        threads,
+        period_seconds,
+        start_at=time.time() + 1.0,
+        seconds=seconds,
+    )
     context = multiprocessing.get_context("fork")
     results: Queue = context.Queue()
     workers = [
@@ -186,16 +207,9 @@ def busiest_window(arrivals: list[float], seconds: float) -> int:
 def readers_across_expiries(setup: Setup, broker: FakeBroker, windows: int) -> None:
     ttl = 1.0
     started = time.monotonic()
-    polling = Polling(
-        "bench-expiry",
-        ttl,
-        300.0,
-        threads=16,
-        period_seconds=0.005,
-        start_at=time.time() + 1.0,
-        seconds=windows * ttl,
+    reads = run_pollers(
+        setup, "bench-expiry", ttl, threads=16, period_seconds=0.005, seconds=windows * ttl
     )
-    reads = run_pollers(setup, polling)
     calls = broker.calls_since(started)
     most = busiest_window(calls, ttl)
     print(
@@ -209,16 +223,7 @@ def steady_polling(
     setup: Setup, broker: FakeBroker, ttl: float, seconds: float, full: bool
 ) -> None:
     started = time.monotonic()
-    polling = Polling(
-        "bench-polling",
-        ttl,
-        300.0,
-        threads=1,
-        period_seconds=0.1,
-        start_at=time.time() + 1.0,
-        seconds=seconds,
-    )
-    reads = run_pollers(setup, polling)
+    reads = run_pollers(setup, "bench-polling", ttl, threads=1, period_seconds=0.1, seconds=seconds)
     stats = setup.cache("bench-polling", ttl).statistics()
     calls = len(broker.calls_since(started))
     per_minute = calls / (seconds / 60)
@@ -237,21 +242,21 @@ def steady_polling(
 
 
 def outage(setup: Setup, broker: FakeBroker, ttl: float, seconds: float) -> None:
-    cache = setup.cache("bench-outage", ttl, max_stale_seconds=seconds + 2 * ttl)
+    max_stale = seconds + 2 * ttl
+    cache = setup.cache("bench-outage", ttl, max_stale_seconds=max_stale)
     cache.snapshot()
     broker.down = True
     time.sleep(ttl)  # the value expires during the outage: every read below needs the broker
-    polling = Polling(
+    started = time.monotonic()
+    reads = run_pollers(
+        setup,
         "bench-outage",
         ttl,
-        seconds + 2 * ttl,
+        max_stale_seconds=max_stale,
         threads=1,
         period_seconds=0.1,
-        start_at=time.time() + 1.0,
         seconds=seconds,
     )
-    started = time.monotonic()
-    reads = run_pollers(setup, polling)
     broker.down = False
     answered = sum(1 for r in reads if r[1])
     stale = sum(1 for r in reads if r[2])
@@ -314,6 +319,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="shorter smoke run")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     args = parser.parse_args(argv)
+
+    def quick_or_full(quick: Size, full: Size) -> Size:
+        return quick if args.quick else full
+
     prefix = f"friren-bench-{uuid.uuid4().hex[:8]}:"
     client = redis.Redis.from_url(args.redis_url)
     client.ping()
@@ -321,18 +330,17 @@ def main(argv: list[str] | None = None) -> None:
         broker = FakeBroker(server)
         setup = Setup(args.redis_url, prefix, server.url)
         try:
-            if args.quick:
-                cached_read_latency(setup, reads=5_000)
-                readers_across_expiries(setup, broker, windows=3)
-                steady_polling(setup, broker, ttl=5.0, seconds=20.0, full=False)
-                outage(setup, broker, ttl=2.0, seconds=10.0)
-                limiter_under_load(setup, broker, seconds=5.0)
-            else:
-                cached_read_latency(setup, reads=20_000)
-                readers_across_expiries(setup, broker, windows=5)
-                steady_polling(setup, broker, ttl=30.0, seconds=120.0, full=True)
-                outage(setup, broker, ttl=30.0, seconds=60.0)
-                limiter_under_load(setup, broker, seconds=70.0)
+            cached_read_latency(setup, reads=quick_or_full(5_000, 20_000))
+            readers_across_expiries(setup, broker, windows=quick_or_full(3, 5))
+            steady_polling(
+                setup,
+                broker,
+                ttl=quick_or_full(5.0, 30.0),
+                seconds=quick_or_full(20.0, 120.0),
+                full=not args.quick,
+            )
+            outage(setup, broker, ttl=quick_or_full(2.0, 30.0), seconds=quick_or_full(10.0, 60.0))
+            limiter_under_load(setup, broker, seconds=quick_or_full(5.0, 70.0))
         finally:
             for key in client.scan_iter(f"{prefix}*"):
                 client.delete(key)

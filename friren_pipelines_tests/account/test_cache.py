@@ -28,6 +28,15 @@ def broker_calls(alpaca: FakeHttpServer) -> int:
     return len(alpaca.calls(ACCOUNT_PATH))
 
 
+def prime_then_expire(cache: AccountCache, alpaca: FakeHttpServer, then: Reply) -> AccountSnapshot:
+    """Cache a first value, have the broker answer `then` from now on, and wait until the value
+    has just expired (50 ms past the cache's TTL); return the first value."""
+    primed = cache.snapshot()
+    alpaca.route("GET", ACCOUNT_PATH, then)
+    time.sleep(cache.ttl_seconds + 0.05)
+    return primed
+
+
 def test_reads_within_the_ttl_cost_one_broker_call(
     make_cache: MakeCache, alpaca: FakeHttpServer, store_kind: str
 ) -> None:
@@ -74,9 +83,7 @@ def test_32_threads_across_an_expiry_make_one_broker_call(
     make_cache: MakeCache, alpaca: FakeHttpServer, store_kind: str
 ) -> None:
     cache = make_cache(store_kind, ttl_seconds=0.2, wait_timeout_seconds=2.0)
-    primed = cache.snapshot()
-    alpaca.route("GET", ACCOUNT_PATH, Reply(body=ACCOUNT, delay=0.1))
-    time.sleep(0.25)
+    primed = prime_then_expire(cache, alpaca, Reply(body=ACCOUNT, delay=0.1))
     results = read_at_once(cache, 32)
     assert broker_calls(alpaca) == 2  # the priming call and one refresh
     assert len({s.fetched_at for s in results}) == 1
@@ -104,9 +111,7 @@ def test_readers_in_two_processes_across_an_expiry_make_one_broker_call(
     for _ in processes:
         ready.get(timeout=30)
     cache = make_cache("redis", ttl_seconds=0.5)
-    primed = cache.snapshot()
-    alpaca.route("GET", ACCOUNT_PATH, Reply(body=ACCOUNT, delay=0.1))
-    time.sleep(0.55)
+    primed = prime_then_expire(cache, alpaca, Reply(body=ACCOUNT, delay=0.1))
     go.set()
     answers = [results.get(timeout=10) for _ in range(32)]
     for process in processes:
@@ -139,9 +144,7 @@ def test_broker_failure_serves_the_last_value_as_stale_then_raises_after_max_age
         broker_timeout_seconds=0.2,
         retry_backoff_seconds=0.05,
     )
-    primed = cache.snapshot()
-    alpaca.route("GET", ACCOUNT_PATH, fault)
-    time.sleep(0.25)
+    primed = prime_then_expire(cache, alpaca, fault)
     stale = cache.snapshot()
     assert stale.stale and stale.age_seconds > 0.2
     assert (stale.fetched_at, stale.equity) == (primed.fetched_at, primed.equity)
@@ -166,9 +169,7 @@ def test_failed_refresh_is_not_retried_during_the_backoff(
     make_cache: MakeCache, alpaca: FakeHttpServer, store_kind: str
 ) -> None:
     cache = make_cache(store_kind, ttl_seconds=0.1, retry_backoff_seconds=0.5)
-    cache.snapshot()
-    alpaca.route("GET", ACCOUNT_PATH, Reply(500, {"message": "down"}))
-    time.sleep(0.15)
+    prime_then_expire(cache, alpaca, Reply(500, {"message": "down"}))
     answers = []
     for _ in range(20):
         answers.append(cache.snapshot())
@@ -181,9 +182,7 @@ def test_waiters_take_the_previous_value_when_the_refresh_is_slow(
     make_cache: MakeCache, alpaca: FakeHttpServer, store_kind: str
 ) -> None:
     cache = make_cache(store_kind, ttl_seconds=0.2, wait_timeout_seconds=0.1)
-    primed = cache.snapshot()
-    alpaca.route("GET", ACCOUNT_PATH, Reply(body=ACCOUNT, delay=0.6))
-    time.sleep(0.25)
+    primed = prime_then_expire(cache, alpaca, Reply(body=ACCOUNT, delay=0.6))
     refreshed: list[AccountSnapshot] = []
     holder = threading.Thread(target=lambda: refreshed.append(cache.snapshot()))
     holder.start()

@@ -276,23 +276,24 @@ def test_rsi_differs_from_cs_rsi_only_by_its_zero_seeded_averages(shared_data: P
     np.testing.assert_allclose(rsi[14:], reseeded, rtol=0, atol=1e-9)
 
 
-def test_ema_10_matches_stockcharts_sma_seeded_example_to_its_five_decimals(
-    shared_data: Path,
+@pytest.mark.parametrize(
+    ("reference_file", "indicator", "printed_decimals"),
+    [
+        # StockCharts' EMA table is seeded with the 10-bar SMA and printed to 5 decimals.
+        ("pyalgotrade_sc-ema-10.csv", "ema_10", 5),
+        # StockCharts prints its SMA table rounded to 2 decimals; TA-Lib's value rounds to it.
+        ("pyalgotrade_sc-sma-10.csv", "sma_10", 2),
+    ],
+    ids=["ema_10-sma-seeded-five-decimals", "sma_10-rounded-to-cents"],
+)
+def test_10_bar_average_matches_stockcharts_example_to_its_printed_decimals(
+    shared_data: Path, reference_file: str, indicator: str, printed_decimals: int
 ) -> None:
-    table = reference(shared_data, "pyalgotrade_sc-ema-10.csv")
-    ema = compute_indicators(table["Input"].to_numpy(np.float64))["ema_10"]
+    table = reference(shared_data, reference_file)
+    average = compute_indicators(table["Input"].to_numpy(np.float64))[indicator]
     expected = table["Expected"].to_numpy(np.float64)
-    np.testing.assert_array_equal(np.isnan(ema), np.isnan(expected))
-    np.testing.assert_array_equal(np.round(ema[9:], 5), expected[9:])
-
-
-def test_sma_10_matches_stockcharts_example_rounded_to_cents(shared_data: Path) -> None:
-    # StockCharts prints its SMA table rounded to 2 decimals; TA-Lib's value rounds to it.
-    table = reference(shared_data, "pyalgotrade_sc-sma-10.csv")
-    sma = compute_indicators(table["Input"].to_numpy(np.float64))["sma_10"]
-    expected = table["Expected"].to_numpy(np.float64)
-    np.testing.assert_array_equal(np.isnan(sma), np.isnan(expected))
-    np.testing.assert_array_equal(np.round(sma[9:], 2), expected[9:])
+    np.testing.assert_array_equal(np.isnan(average), np.isnan(expected))
+    np.testing.assert_array_equal(np.round(average[9:], printed_decimals), expected[9:])
 
 
 def test_sma_15_matches_ninjatrader_reference(shared_data: Path) -> None:

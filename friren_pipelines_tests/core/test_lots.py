@@ -11,6 +11,7 @@ from friren_pipelines.core.fills import Split, parse_fills_csv
 from friren_pipelines.core.lots import (
     LEDGER_PRECISION,
     ClosedLot,
+    OpenLot,
     Position,
     PositionEventKind,
     PositionSide,
@@ -35,6 +36,10 @@ def summary(lot: ClosedLot) -> tuple:
         lot.open_exec_id,
         lot.close_exec_id,
     )
+
+
+def open_summary(lot: OpenLot) -> tuple:
+    return (lot.qty, lot.open_price, lot.cost, lot.fees, lot.open_time)
 
 
 # Ledger 1 — partial fills, fees pro rata (FIFO)
@@ -68,13 +73,7 @@ def test_fifo_closes_oldest_lots_first_with_partial_fills_and_pro_rata_fees() ->
     ]
     assert sum(lot.realized_pnl for lot in result.closed) == D("297.00")
     [still_open] = result.open
-    assert (still_open.qty, still_open.open_price, still_open.cost, still_open.fees) == (
-        D(10),
-        D(12),
-        D(120),
-        D("0.10"),
-    )
-    assert still_open.open_time == utc("2024-03-04 15:00")
+    assert open_summary(still_open) == (D(10), D(12), D(120), D("0.10"), utc("2024-03-04 15:00"))
 
 
 # Ledger 2 — a short, then a single fill that flips short → long
@@ -152,13 +151,7 @@ def test_a_split_multiplies_open_quantity_and_divides_price_keeping_cost_and_ope
         ("long", D(25), D(100), D(105), D("2.25"), D("122.75"), 691200, "b1", "s1"),
     ]
     [still_open] = result.open
-    assert (still_open.qty, still_open.open_price, still_open.cost, still_open.fees) == (
-        D(15),
-        D(100),
-        D(1500),
-        D("0.75"),
-    )
-    assert still_open.open_time == utc("2024-06-03 14:00")
+    assert open_summary(still_open) == (D(15), D(100), D(1500), D("0.75"), utc("2024-06-03 14:00"))
 
 
 def test_a_split_only_touches_its_own_symbol() -> None:
