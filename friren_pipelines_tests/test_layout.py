@@ -80,3 +80,73 @@ def test_the_webserver_loads_every_asset_check_job_and_sensor(friren_env: dict[s
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
+
+
+def _modules() -> dict[str, ast.Module]:
+    root = PACKAGE.parent
+    found = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        name = ".".join(path.relative_to(root).with_suffix("").parts).removesuffix(".__init__")
+        found[name] = ast.parse(path.read_text())
+    return found
+
+
+def test_only_config_reads_or_writes_the_environment() -> None:
+    offenders = []
+    for name, tree in _modules().items():
+        for node in ast.walk(tree):
+            touches = (isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv")) or (
+                isinstance(node, ast.ImportFrom)
+                and node.module == "os"
+                and any(a.name in ("environ", "getenv") for a in node.names)
+            )
+            if touches and name != "friren_pipelines.config":
+                offenders.append(f"{name}: {ast.unparse(node)}")
+    assert offenders == []
+
+
+def test_no_module_imports_a_module_that_imports_it_back() -> None:
+    modules = _modules()
+    imports: dict[str, set[str]] = {}
+    for name, tree in modules.items():
+        found = set()
+        for node in ast.walk(tree):  # imports inside functions count: they make cycles too
+            if isinstance(node, ast.Import):
+                found |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found |= {f"{node.module}.{a.name}" for a in node.names} | {node.module}
+        imports[name] = {m for m in found if m in modules and m != name}
+
+    def reaches(start: str, target: str) -> bool:
+        seen, todo = set(), [start]
+        while todo:
+            module = todo.pop()
+            if module == target:
+                return True
+            if module not in seen:
+                seen.add(module)
+                todo += imports[module]
+        return False
+
+    # A package and its own modules may import each other (`indicators/__init__` re-exports).
+    cycles = sorted(
+        f"{a} -> {b}"
+        for a in imports
+        for b in imports[a]
+        if reaches(b, a) and not (a.startswith(f"{b}.") or b.startswith(f"{a}."))
+    )
+    assert cycles == []
+
+
+def test_no_private_dagster_import_where_the_public_namespace_has_the_name() -> None:
+    import dagster
+
+    offenders = [
+        f"{name}: {node.module}.{alias.name}"
+        for name, tree in _modules().items()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("dagster._")
+        for alias in node.names
+        if hasattr(dagster, alias.name)
+    ]
+    assert offenders == []
