@@ -2,13 +2,13 @@
 
 Secrets (database and Redis URLs, broker keys) reach Dagster as `dg.EnvVar`s: the UI and the run
 config show the variable's name, never its value, and Dagster reads the value when a run starts.
-Outside a run (the CLI), a resource's `EnvVar`s are read with `process_config_and_initialize()`.
+Outside a run (the CLI), `outside_run(resource)` has Dagster read them.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import dagster as dg
 from pydantic import Field, PrivateAttr
@@ -20,6 +20,14 @@ from friren_pipelines.portfolio.resources import BrokerResource, LedgerResource
 from friren_pipelines.sources.base import BarSource
 from friren_pipelines.storage.sql import SqlStore, open_sql_store
 from friren_pipelines.storage.warehouse import Warehouse
+
+R = TypeVar("R", bound=dg.ConfigurableResource)
+
+
+def outside_run(resource: R) -> R:
+    """The resource as a run would see it, its `EnvVar`s read: for the CLI and tests."""
+    with dg.build_resources({"resource": resource}) as built:
+        return cast(R, built.resource)
 
 
 class StorageResource(dg.ConfigurableResource):

@@ -44,10 +44,9 @@ def account() -> None:
     """
     # Dagster, redis and the account modules load when the command runs, not for `friren --help`.
     from friren_pipelines.account.cache import AccountUnavailableError
-    from friren_pipelines.resources import live_account
+    from friren_pipelines.resources import live_account, outside_run
 
-    # Outside a run, the resource's EnvVars are read here.
-    live = live_account(cli_support.settings()).process_config_and_initialize()
+    live = outside_run(live_account(cli_support.settings()))
     try:
         snapshot = live.snapshot()
     except ConfigError as error:

@@ -14,7 +14,7 @@ import redis
 from friren_pipelines.account.resource import LiveAccount
 from friren_pipelines.account.snapshot import AccountFetcher, BrokerAccount
 from friren_pipelines.config import ConfigError, load_settings
-from friren_pipelines.resources import live_account
+from friren_pipelines.resources import live_account, outside_run
 from friren_pipelines_tests.account.conftest import ACCOUNT_PATH, BrokerKeys
 from friren_pipelines_tests.account.test_snapshot_and_health import ACCOUNT
 from friren_pipelines_tests.fakes.http import FakeHttpServer, Reply, recorded
@@ -47,7 +47,7 @@ def backend(
 
 def live(**options: object) -> LiveAccount:
     """The LiveAccount of the current environment's settings, its EnvVars read (outside a run)."""
-    return live_account(load_settings(), **options).process_config_and_initialize()
+    return outside_run(live_account(load_settings(), **options))
 
 
 @pytest.fixture

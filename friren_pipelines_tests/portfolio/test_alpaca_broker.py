@@ -128,7 +128,7 @@ def test_todays_values_come_from_the_cached_live_account(
     alpaca: FakeHttpServer, friren_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from friren_pipelines.config import load_settings
-    from friren_pipelines.resources import live_account
+    from friren_pipelines.resources import live_account, outside_run
 
     for name, value in {
         "ALPACA_API_KEY_ID": KEY_ID,
@@ -136,9 +136,7 @@ def test_todays_values_come_from_the_cached_live_account(
         "ALPACA_URL_OVERRIDE": alpaca.url,
     }.items():
         monkeypatch.setenv(name, value)
-    live = live_account(
-        load_settings(), account_label="portfolio-test"
-    ).process_config_and_initialize()
+    live = outside_run(live_account(load_settings(), account_label="portfolio-test"))
     broker = AlpacaBroker(KEY_ID, SECRET, url_override=alpaca.url, live_snapshot=live.snapshot)
     first = broker.live_values(TRADE_DATE)
     second = broker.live_values(TRADE_DATE)
