@@ -12,7 +12,7 @@ One module per stage of a run:
 - `repair`: the partitions a run writes, its own and the later ones whose history changed;
 - `compute`: TA-Lib over each symbol's history, into one wide frame;
 - `storage`: the Parquet files and SQL rows replaced, and the readers of the checks;
-- `tables`: the wide Parquet dataset and the long SQL table, declared once;
+- `tables`: the wide Parquet dataset and long SQL table (declared in `storage.tables`);
 - `checks`: the blocking checks over what a run wrote;
 - `asset`: the Dagster assets (look-back dependency, provenance, previews and charts).
 """
