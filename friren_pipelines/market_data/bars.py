@@ -47,10 +47,6 @@ PER_PARTITION_METADATA_LIMIT = 50
 QUIRKS_LOGGED = 20
 
 
-def dataset_name(timeframe: Timeframe) -> str:
-    return BARS.dataset_for(timeframe)
-
-
 def fetch_partitions(
     source: BarSource,
     timeframe: Timeframe,

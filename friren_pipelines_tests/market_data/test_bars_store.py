@@ -7,7 +7,6 @@ import pytest
 
 from friren_pipelines.core.bars import Timeframe, to_arrow
 from friren_pipelines.market_data.bars import (
-    dataset_name,
     partition_rows,
     read_partitions,
     store_bars,
@@ -15,6 +14,7 @@ from friren_pipelines.market_data.bars import (
 from friren_pipelines.market_data.partitions import parse_partition
 from friren_pipelines.resources import StorageResource
 from friren_pipelines.sources.synthetic import SyntheticBarSource
+from friren_pipelines.storage.tables import BARS
 
 DAILY = Timeframe.DAY1
 PARTITIONS = sorted(
@@ -61,8 +61,8 @@ def test_a_file_without_rows_counts_as_missing(tmp_path: Path) -> None:
     assert missing == []
     assert to_arrow(stored).equals(to_arrow(bars))
     emptied = PARTITIONS[1]
-    storage.warehouse.write(dataset_name(DAILY), emptied.path(DAILY), to_arrow(bars.iloc[:0]))
+    storage.warehouse.write(BARS.dataset_for(DAILY), emptied.path(DAILY), to_arrow(bars.iloc[:0]))
     gone = PARTITIONS[2]
-    storage.warehouse.remove(dataset_name(DAILY), gone.path(DAILY))
+    storage.warehouse.remove(BARS.dataset_for(DAILY), gone.path(DAILY))
     _, missing = read_partitions(storage, DAILY, PARTITIONS)
     assert sorted(missing) == sorted([emptied.key, gone.key])

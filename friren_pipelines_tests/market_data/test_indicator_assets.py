@@ -24,9 +24,9 @@ from friren_pipelines.market_data.indicators import INDICATOR_ASSETS, INDICATOR_
 from friren_pipelines.market_data.indicators.compute import compute_writes
 from friren_pipelines.market_data.indicators.history import SymbolHistory
 from friren_pipelines.market_data.indicators.repair import IndicatorWrite
-from friren_pipelines.market_data.indicators.tables import INDICATORS_SCHEMA, indicators_dataset
 from friren_pipelines.market_data.partitions import parse_partition
 from friren_pipelines.resources import StorageResource, build_resources
+from friren_pipelines.storage.tables import INDICATORS
 from friren_pipelines.storage.views import connect_views
 
 INTC = "INTC_1d_1995-01-03_2004-04-08_yahoo.csv"
@@ -63,7 +63,7 @@ def _register(set_name: str, symbols: Sequence[str]) -> None:
 
 def _stored_wide(home: Path, timeframe: Timeframe, symbol: str) -> pd.DataFrame:
     conn = connect_views(home)
-    view = indicators_dataset(timeframe)
+    view = INDICATORS.dataset_for(timeframe)
     cursor = conn.execute(f"select * from {view} where symbol = ? order by timestamp", [symbol])
     assert [c[0] for c in cursor.description] == list(WIDE_COLUMNS)
     return cursor.df()
@@ -339,7 +339,7 @@ def test_checks_launched_alone_fail_on_a_stored_rsi_outside_0_100(
     storage.warehouse.write(
         "indicators_1d",
         path,
-        table.set_column(2, "rsi_14", pa.array(rsi)).cast(INDICATORS_SCHEMA),
+        table.set_column(2, "rsi_14", pa.array(rsi)).cast(INDICATORS.schema),
     )
     result = dg.materialize(
         [INDICATOR_ASSETS[Timeframe.DAY1], INDICATOR_CHECKS[Timeframe.DAY1]],

@@ -35,12 +35,6 @@ from friren_pipelines.market_data.indicators.compute import compute_writes
 from friren_pipelines.market_data.indicators.history import SymbolHistory, read_histories
 from friren_pipelines.market_data.indicators.repair import IndicatorWrite, plan_writes
 from friren_pipelines.market_data.indicators.storage import store_indicators
-from friren_pipelines.market_data.indicators.tables import (
-    COLUMN_DESCRIPTIONS,
-    INDICATORS_SCHEMA,
-    INDICATORS_TABLE,
-    indicators_dataset,
-)
 from friren_pipelines.market_data.metadata import column_schema, picture, preview
 from friren_pipelines.market_data.partitions import (
     PERIOD_DIMENSION,
@@ -48,6 +42,7 @@ from friren_pipelines.market_data.partitions import (
     parse_partition,
 )
 from friren_pipelines.resources import StorageResource
+from friren_pipelines.storage.tables import INDICATOR_VALUES, INDICATORS
 
 # Dagster tracks at most 99 upstream partitions per edge for staleness: the period itself + 98.
 LOOKBACK_PERIODS = 98
@@ -94,7 +89,7 @@ def _chart(
 
 
 def build_indicators_asset(timeframe: Timeframe) -> dg.AssetsDefinition:
-    name = indicators_dataset(timeframe)
+    name = INDICATORS.dataset_for(timeframe)
     bars_asset = BARS_ASSETS[timeframe]
 
     @dg.asset(
@@ -110,10 +105,12 @@ def build_indicators_asset(timeframe: Timeframe) -> dg.AssetsDefinition:
             f"Bollinger(20, 2) of every {timeframe.value} bar, computed with TA-Lib over the "
             f"symbol's entire stored history (equal to TA-Lib over the full series at every "
             f"partition boundary). Wide Parquet under `{name}/` (one row per bar, NULL during "
-            f"warm-up), long rows in SQL `{INDICATORS_TABLE}`. A run also rewrites later stored "
+            f"warm-up), long rows in SQL `{INDICATOR_VALUES.name}`. A run also rewrites later stored "
             "partitions of its symbols whose history changed (logged as repairs)."
         ),
-        metadata={"dagster/column_schema": column_schema(INDICATORS_SCHEMA, COLUMN_DESCRIPTIONS)},
+        metadata={
+            "dagster/column_schema": column_schema(INDICATORS.schema, INDICATORS.descriptions)
+        },
     )
     def indicators_asset(
         context: dg.AssetExecutionContext, storage: StorageResource

@@ -12,11 +12,14 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pa_ds
 
 from friren_pipelines.core.bars import BAR_SCHEMA, Timeframe
-from friren_pipelines.market_data.bars import dataset_name as bars_dataset
 from friren_pipelines.market_data.partitions import period_bounds
-from friren_pipelines.resources import StorageResource
+from friren_pipelines.storage.tables import BARS
 from friren_pipelines.storage.warehouse import PARTITION_FILE
+from friren_pipelines.storage.write import Stores
 
+# Parquet metadata key under which each indicator file records the fingerprint of the history it
+# was computed from; `repair` compares it with the stored bars.
+FINGERPRINT_KEY = b"friren.history_fingerprint"
 _HISTORY_COLUMNS = ["symbol", "timestamp", "session_date", "open", "high", "low", "close", "volume"]
 
 
@@ -34,7 +37,7 @@ class SymbolHistory:
         return self.bars.column("close").to_numpy()
 
 
-def stored_periods(storage: StorageResource, dataset: str, symbol: str) -> dict[str, Path]:
+def stored_periods(storage: Stores, dataset: str, symbol: str) -> dict[str, Path]:
     """Period → file of a symbol's stored partitions in a dataset (`<dim>=<period>` folders)."""
     folder = storage.warehouse.dataset_dir(dataset) / f"symbol={symbol}"
     files = sorted(folder.glob(f"*/{PARTITION_FILE}")) if folder.is_dir() else []
@@ -59,10 +62,10 @@ def _fingerprints(history: SymbolHistory) -> dict[str, str]:
 
 
 def read_histories(
-    storage: StorageResource, timeframe: Timeframe, symbols: Sequence[str]
+    storage: Stores, timeframe: Timeframe, symbols: Sequence[str]
 ) -> dict[str, SymbolHistory]:
     """Every stored bar of the symbols at the timeframe, in one scan of the bars Parquet files."""
-    dataset = bars_dataset(timeframe)
+    dataset = BARS.dataset_for(timeframe)
     stored = {symbol: stored_periods(storage, dataset, symbol) for symbol in symbols}
     paths = [str(path) for files in stored.values() for path in files.values()]
     if not paths:

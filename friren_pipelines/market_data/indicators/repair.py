@@ -17,10 +17,14 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from friren_pipelines.core.bars import Timeframe
-from friren_pipelines.market_data.indicators.history import SymbolHistory, stored_periods
-from friren_pipelines.market_data.indicators.tables import FINGERPRINT_KEY, indicators_dataset
+from friren_pipelines.market_data.indicators.history import (
+    FINGERPRINT_KEY,
+    SymbolHistory,
+    stored_periods,
+)
 from friren_pipelines.market_data.partitions import BarsPartition, parse_partition
-from friren_pipelines.resources import StorageResource
+from friren_pipelines.storage.tables import INDICATORS
+from friren_pipelines.storage.write import Stores
 
 
 @dataclass(frozen=True)
@@ -40,7 +44,7 @@ def _stored_fingerprint(path: Path) -> str | None:
 
 
 def plan_writes(
-    storage: StorageResource,
+    storage: Stores,
     timeframe: Timeframe,
     partitions: Sequence[BarsPartition],
     histories: Mapping[str, SymbolHistory],
@@ -48,7 +52,7 @@ def plan_writes(
     """The run's partitions, plus every later stored indicator partition of their symbols whose
     fingerprint differs from the current stored history. Raises ValueError naming the run's
     partitions that have no stored bars."""
-    dataset = indicators_dataset(timeframe)
+    dataset = INDICATORS.dataset_for(timeframe)
     missing = [
         p.key
         for p in partitions

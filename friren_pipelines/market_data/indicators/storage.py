@@ -12,37 +12,21 @@ import pyarrow.parquet as pq
 
 from friren_pipelines.core.bars import BAR_SCHEMA, Timeframe
 from friren_pipelines.core.indicators import INDICATOR_NAMES, WIDE_COLUMNS, to_long
-from friren_pipelines.market_data.bars import dataset_name as bars_dataset
 from friren_pipelines.market_data.bars import partition_slice
 from friren_pipelines.market_data.indicators.compute import ComputedIndicators
-from friren_pipelines.market_data.indicators.history import stored_periods
-from friren_pipelines.market_data.indicators.tables import (
-    FINGERPRINT_KEY,
-    INDICATORS_SCHEMA,
-    INDICATORS_TABLE,
-    LONG_SCHEMA,
-    indicators_dataset,
-)
+from friren_pipelines.market_data.indicators.history import FINGERPRINT_KEY, stored_periods
 from friren_pipelines.market_data.partitions import BarsPartition, parse_partition
-from friren_pipelines.resources import StorageResource
+from friren_pipelines.storage.tables import BARS, INDICATOR_VALUES, INDICATORS
+from friren_pipelines.storage.write import Piece, Stores, replace
 
 
 def store_indicators(
-    storage: StorageResource, timeframe: Timeframe, computed: ComputedIndicators
+    storage: Stores, timeframe: Timeframe, computed: ComputedIndicators
 ) -> dict[str, int]:
-    """Replace the written partitions: one Parquet file each, then one SQL transaction that deletes
-    their slices of `market_data_indicators` and inserts their long rows. Returns bytes per key."""
-    wide = pa.Table.from_pandas(computed.wide, schema=INDICATORS_SCHEMA, preserve_index=False)
-    wide = wide.replace_schema_metadata(None)
-    written = {}
-    for index, write in enumerate(computed.writes):
-        rows = computed.rows_of(index)
-        piece = wide.slice(rows.start, rows.stop - rows.start).replace_schema_metadata(
-            {FINGERPRINT_KEY: write.fingerprint.encode()}
-        )
-        written[write.partition.key] = storage.warehouse.write(
-            indicators_dataset(timeframe), write.partition.path(timeframe), piece
-        )
+    """Replace the written partitions through `storage.write`: per partition its wide Parquet file
+    (with the fingerprint of the history it was computed from) and its slice of the long SQL
+    `market_data_indicators`, all in one write. Returns bytes per key."""
+    wide = pa.Table.from_pandas(computed.wide, schema=INDICATORS.schema, preserve_index=False)
     frame = computed.wide
     long = to_long(
         frame["symbol"],
@@ -50,24 +34,41 @@ def store_indicators(
         frame["timestamp"],
         {name: frame[name].to_numpy(dtype=np.float64, na_value=np.nan) for name in INDICATOR_NAMES},
     )
-    rows = pa.Table.from_pandas(long, schema=LONG_SCHEMA, preserve_index=False)
-    with storage.sql.transaction() as tx:
-        tx.delete_slices(
-            INDICATORS_TABLE, [partition_slice(timeframe, w.partition) for w in computed.writes]
+    values = pa.Table.from_pandas(long, schema=INDICATOR_VALUES.schema, preserve_index=False)
+    per_bar = len(INDICATOR_NAMES)  # `to_long` keeps the wide rows' order, one row per indicator
+    dataset = INDICATORS.dataset_for(timeframe)
+    files, slices = [], []
+    for index, write in enumerate(computed.writes):
+        rows = computed.rows_of(index)
+        files.append(
+            Piece(
+                INDICATORS,
+                wide.slice(rows.start, rows.stop - rows.start),
+                dataset,
+                write.partition.path(timeframe),
+                file_metadata={FINGERPRINT_KEY: write.fingerprint.encode()},
+            )
         )
-        tx.insert(INDICATORS_TABLE, rows.replace_schema_metadata(None))
-    return written
+        slices.append(
+            Piece(
+                INDICATOR_VALUES,
+                values.slice(rows.start * per_bar, (rows.stop - rows.start) * per_bar),
+                where=partition_slice(timeframe, write.partition),
+            )
+        )
+    sizes = replace(storage, [*files, *slices])
+    return {write.partition.key: size for write, size in zip(computed.writes, sizes, strict=False)}
 
 
-def stored_partitions(storage: StorageResource, timeframe: Timeframe) -> list[BarsPartition]:
+def stored_partitions(storage: Stores, timeframe: Timeframe) -> list[BarsPartition]:
     """Every partition with a stored indicators file."""
-    folder = storage.warehouse.dataset_dir(indicators_dataset(timeframe))
+    folder = storage.warehouse.dataset_dir(INDICATORS.dataset_for(timeframe))
     return (
         sorted(
             parse_partition(
                 timeframe, f"{path.parts[-3].split('=', 1)[1]}|{path.parts[-2].split('=', 1)[1]}"
             )
-            for path in storage.warehouse.files(indicators_dataset(timeframe))
+            for path in storage.warehouse.files(INDICATORS.dataset_for(timeframe))
         )
         if folder.is_dir()
         else []
@@ -75,7 +76,7 @@ def stored_partitions(storage: StorageResource, timeframe: Timeframe) -> list[Ba
 
 
 def read_written(
-    storage: StorageResource, timeframe: Timeframe, partitions: Sequence[BarsPartition]
+    storage: Stores, timeframe: Timeframe, partitions: Sequence[BarsPartition]
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
     """What a run over `partitions` may have written, read back: the stored indicators and bars of
     its partitions and of the later stored indicator partitions of its symbols, and per symbol the
@@ -87,8 +88,8 @@ def read_written(
         in_run.setdefault(p.symbol, set()).add(p.period)
     indicator_files, bar_files, bars_before = [], [], {}
     for symbol, first in first_period.items():
-        bar_periods = stored_periods(storage, bars_dataset(timeframe), symbol)
-        indicator_periods = stored_periods(storage, indicators_dataset(timeframe), symbol)
+        bar_periods = stored_periods(storage, BARS.dataset_for(timeframe), symbol)
+        indicator_periods = stored_periods(storage, INDICATORS.dataset_for(timeframe), symbol)
         chosen = [
             p for p in bar_periods if p >= first and (p in in_run[symbol] or p in indicator_periods)
         ]
@@ -104,6 +105,6 @@ def read_written(
         scanned = pa_ds.dataset([str(f) for f in files], format="parquet", schema=schema)
         return scanned.to_table(columns=columns).to_pandas()
 
-    wide = read(indicator_files, INDICATORS_SCHEMA, list(WIDE_COLUMNS))
+    wide = read(indicator_files, INDICATORS.schema, list(WIDE_COLUMNS))
     bars = read(bar_files, BAR_SCHEMA, ["symbol", "timestamp"])
     return wide, bars, bars_before
