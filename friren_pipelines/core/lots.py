@@ -58,13 +58,8 @@ class PositionSide(enum.StrEnum):
 
 
 @dataclass(frozen=True)
-class ClosedLot:
-    """Quantity opened by one fill and closed by another, with its realized P&L.
-
-    Money in account currency, exact Decimals. `open_price`/`close_price` are per share;
-    `fees` = the lot's pro-rata share of the opening fee plus of the closing fee;
-    `realized_pnl` is net of `fees`; `holding_seconds` is whole seconds from open to close.
-    """
+class Lot:
+    """What every lot is: a quantity of one book (account, symbol, strategy) opened at a time."""
 
     account: str | None
     symbol: str
@@ -72,6 +67,17 @@ class ClosedLot:
     side: PositionSide
     qty: Decimal
     open_time: dt.datetime
+
+
+@dataclass(frozen=True)
+class ClosedLot(Lot):
+    """Quantity opened by one fill and closed by another, with its realized P&L.
+
+    Money in account currency, exact Decimals. `open_price`/`close_price` are per share;
+    `fees` = the lot's pro-rata share of the opening fee plus of the closing fee;
+    `realized_pnl` is net of `fees`; `holding_seconds` is whole seconds from open to close.
+    """
+
     close_time: dt.datetime
     open_price: Decimal
     close_price: Decimal
@@ -83,16 +89,10 @@ class ClosedLot:
 
 
 @dataclass(frozen=True)
-class OpenLot:
+class OpenLot(Lot):
     """Quantity still open: `cost` = qty × open_price (what was paid, or received for a short);
     `fees` = the opening fee share of the remaining quantity, not yet in any realized P&L."""
 
-    account: str | None
-    symbol: str
-    strategy: str
-    side: PositionSide
-    qty: Decimal
-    open_time: dt.datetime
     open_price: Decimal
     cost: Decimal
     fees: Decimal
