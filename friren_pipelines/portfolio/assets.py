@@ -55,16 +55,15 @@ GROUP = "portfolio"
 OWNERS = ["team:trading-desk"]
 
 
-def _asset_kwargs(table: Table, description: str, by_session: bool = False) -> dict[str, Any]:
-    """What every portfolio asset declares; `by_session`: partitioned by XNYS session, a range
-    of sessions materialized in one run."""
+def _asset_kwargs(table: Table, by_session: bool = False) -> dict[str, Any]:
+    """What every portfolio asset declares besides its description (its docstring);
+    `by_session`: partitioned by XNYS session, a range of sessions materialized in one run."""
     sessions = {"partitions_def": SESSIONS, "backfill_policy": dg.BackfillPolicy.single_run()}
     return {
         "name": table.name,
         "group_name": GROUP,
         "owners": OWNERS,
         "kinds": {"parquet", "postgres"},
-        "description": description,
         "metadata": {"dagster/column_schema": column_schema(table.schema, table.descriptions)},
         **(sessions if by_session else {}),
     }
@@ -87,19 +86,14 @@ with warnings.catch_warnings():
     # Dagster 1.13 marks `backfill_policy` beta; single-run backfills are what we want.
     warnings.simplefilter("ignore", dg.BetaWarning)
 
-    @dg.asset(
-        **_asset_kwargs(
-            FILLS,
-            "Every execution of the account: order id, execution id, strategy, fees, trade "
-            "and settlement dates. A partition is one XNYS session; its sync replaces that "
-            "date's broker fills. Fills imported by `friren fills import` are added by exec_id "
-            "(re-importing adds nothing).",
-            by_session=True,
-        )
-    )
+    @dg.asset(**_asset_kwargs(FILLS, by_session=True))
     def fills(
         context: dg.AssetExecutionContext, storage: StorageResource, broker: BrokerResource
     ) -> dg.MaterializeResult:
+        """Every execution of the account: order id, execution id, strategy, fees, trade and
+        settlement dates. A partition is one XNYS session; its sync replaces that date's broker
+        fills. Fills imported by `friren fills import` are added by exec_id (re-importing adds
+        nothing)."""
         source, first, last = _synced_sessions(context, broker)
         found = source.fills(first, last)
         written = store.replace_broker_fills(
@@ -118,18 +112,13 @@ with warnings.catch_warnings():
             }
         )
 
-    @dg.asset(
-        **_asset_kwargs(
-            PORTFOLIO_SNAPSHOTS,
-            "Session-close equity, cash, buying power, long and short market value and day "
-            "P&L. History from the broker (Alpaca: portfolio-history endpoint), today's "
-            "session from the live account.",
-            by_session=True,
-        )
-    )
+    @dg.asset(**_asset_kwargs(PORTFOLIO_SNAPSHOTS, by_session=True))
     def portfolio_snapshots(
         context: dg.AssetExecutionContext, storage: StorageResource, broker: BrokerResource
     ) -> dg.MaterializeResult:
+        """Session-close equity, cash, buying power, long and short market value and day P&L.
+        History from the broker (Alpaca: portfolio-history endpoint), today's session from the
+        live account."""
         source, first, last = _synced_sessions(context, broker)
         values = source.account_values(first, last)
         now = dt.datetime.now(dt.UTC)
@@ -158,17 +147,15 @@ def _broker_accounts(storage: StorageResource, kind: str) -> dict[str, dt.date]:
 
 
 @dg.asset(
-    **_asset_kwargs(
-        POSITIONS,
-        "Net position per account and symbol: the broker's positions for the account it "
-        "syncs (source broker), rebuilt from the fills for imported accounts (source ledger). "
-        "The blocking check `positions_reconciled` compares the broker's with the ledger's.",
-    ),
+    **_asset_kwargs(POSITIONS),
     deps=[fills],
 )
 def positions(
     context: dg.AssetExecutionContext, storage: StorageResource, broker: BrokerResource
 ) -> dg.MaterializeResult:
+    """Net position per account and symbol: the broker's positions for the account it syncs (source
+    broker), rebuilt from the fills for imported accounts (source ledger). The blocking check
+    `positions_reconciled` compares the broker's with the ledger's."""
     now = dt.datetime.now(dt.UTC)
     ledger = rows.by_account(store.read_fills(storage))
     new: list[dict[str, Any]] = []
@@ -217,16 +204,14 @@ def positions_reconciled(storage: StorageResource) -> dg.AssetCheckResult:
 
 
 @dg.asset(
-    **_asset_kwargs(
-        POSITION_EVENTS,
-        "Append-only lifecycle of each position: open, increase, decrease, close and flip, "
-        "from comparing each positions sync with the state after the previous events.",
-    ),
+    **_asset_kwargs(POSITION_EVENTS),
     deps=[positions],
 )
 def position_events_asset(
     context: dg.AssetExecutionContext, storage: StorageResource
 ) -> dg.MaterializeResult:
+    """Append-only lifecycle of each position: open, increase, decrease, close and flip, from
+    comparing each positions sync with the state after the previous events."""
     previous = rows.positions_from_rows(store.latest_event_state(storage))
     stored = read_rows(storage.sql, POSITIONS)
     current = rows.positions_from_rows(stored)
@@ -243,17 +228,15 @@ def position_events_asset(
 
 
 @dg.asset(
-    **_asset_kwargs(
-        REALIZED_LOTS,
-        "Closed lots with realized P&L net of fees, from ALL stored fills: FIFO by default, "
-        "average cost with FRIREN_LOT_METHOD=average. Books per account, symbol and strategy; "
-        "partial fills give partial lots; a fill past flat flips. Replaced whole on each run.",
-    ),
+    **_asset_kwargs(REALIZED_LOTS),
     deps=[fills],
 )
 def realized_lots(
     context: dg.AssetExecutionContext, storage: StorageResource, ledger: LedgerResource
 ) -> dg.MaterializeResult:
+    """Closed lots with realized P&L net of fees, from ALL stored fills: FIFO by default, average
+    cost with FRIREN_LOT_METHOD=average. Books per account, symbol and strategy; partial fills
+    give partial lots; a fill past flat flips. Replaced whole on each run."""
     new = rows.realized_lot_rows(
         store.read_fills(storage), ledger.method, store.read_splits(storage)
     )
@@ -278,19 +261,17 @@ def realized_lots(
 
 
 @dg.asset(
-    **_asset_kwargs(
-        PERFORMANCE,
-        "Per account: the whole account, each day, each symbol and each strategy: realized and "
-        "unrealized P&L, total return, Sharpe and Sortino (daily returns, ddof 1, √252, "
-        "risk-free FRIREN_RISK_FREE_RATE compounded per session), max drawdown from a running "
-        "peak starting at initial capital, Calmar, win rate, profit factor, average win/loss. "
-        "Definitions: friren_pipelines/core/performance.py.",
-    ),
+    **_asset_kwargs(PERFORMANCE),
     deps=[realized_lots, portfolio_snapshots],
 )
 def performance(
     context: dg.AssetExecutionContext, storage: StorageResource, ledger: LedgerResource
 ) -> dg.MaterializeResult:
+    """Per account: the whole account, each day, each symbol and each strategy: realized and
+    unrealized P&L, total return, Sharpe and Sortino (daily returns, ddof 1, √252, risk-free
+    FRIREN_RISK_FREE_RATE compounded per session), max drawdown from a running peak starting at
+    initial capital, Calmar, win rate, profit factor, average win/loss. Definitions:
+    friren_pipelines/core/performance.py."""
     accounts = rows.by_account(store.read_fills(storage))
     symbols = {fill.symbol for account_fills in accounts.values() for fill in account_fills}
     marks = store.daily_closes(storage, symbols)
@@ -313,15 +294,13 @@ def performance(
 
 
 @dg.asset(
-    **_asset_kwargs(
-        COMPLIANCE,
-        "Per account: trades, fills and day trades per trade date and per ISO week; on day "
-        "rows the pattern-day-trader test over the last 5 sessions under the rule set in force "
-        "that date. Settlement dates are on each fill (`fills.settlement_date`).",
-    ),
+    **_asset_kwargs(COMPLIANCE),
     deps=[fills],
 )
 def compliance(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
+    """Per account: trades, fills and day trades per trade date and per ISO week; on day rows the
+    pattern-day-trader test over the last 5 sessions under the rule set in force that date.
+    Settlement dates are on each fill (`fills.settlement_date`)."""
     new = []
     splits = store.read_splits(storage)
     for account, account_fills in rows.by_account(store.read_fills(storage)).items():
