@@ -79,6 +79,19 @@ class RateLimitedError(RuntimeError):
         )
 
 
+@dataclass(frozen=True)
+class BrokerSaid:
+    """What one broker answer said about the limit.
+
+    `quota`: (calls remaining, Unix epoch seconds of the reset) from the X-Ratelimit-* headers;
+    after a 429, a block for `block_for_seconds` (Retry-After) or until `block_until_epoch`.
+    """
+
+    quota: tuple[int, float] | None
+    block_for_seconds: float | None
+    block_until_epoch: float | None
+
+
 class _Backend(Protocol):
     def try_take(self, bucket: str, limit: RateLimit, slot_id: str) -> tuple[float, int]:
         """(0, 0) when the call `slot_id` was let through, else (seconds to wait, why)."""
@@ -88,13 +101,7 @@ class _Backend(Protocol):
         """Count the call from now (its completion) rather than from when it took its slot."""
         ...
 
-    def record(
-        self,
-        bucket: str,
-        quota: tuple[int, float] | None,
-        block_for_seconds: float | None,
-        block_until_epoch: float | None,
-    ) -> None:
+    def record(self, bucket: str, said: BrokerSaid) -> None:
         """Store the broker's (remaining, reset epoch) and/or a block after a 429."""
         ...
 
@@ -165,21 +172,16 @@ class _RedisBackend:
     def complete(self, bucket: str, slot_id: str) -> None:
         self._complete(keys=self._keys(bucket)[:1], args=[slot_id])
 
-    def record(
-        self,
-        bucket: str,
-        quota: tuple[int, float] | None,
-        block_for_seconds: float | None,
-        block_until_epoch: float | None,
-    ) -> None:
+    def record(self, bucket: str, said: BrokerSaid) -> None:
         _, blocked_key, quota_key = self._keys(bucket)
+        quota, block_for, block_until = said.quota, said.block_for_seconds, said.block_until_epoch
         self._record(
             keys=[blocked_key, quota_key],
             args=[
                 "" if quota is None else quota[0],
                 "" if quota is None else int(quota[1] * 1000),
-                "" if block_for_seconds is None else int(block_for_seconds * 1000),
-                "" if block_until_epoch is None else int(block_until_epoch * 1000),
+                "" if block_for is None else int(block_for * 1000),
+                "" if block_until is None else int(block_until * 1000),
             ],
         )
 
@@ -219,18 +221,13 @@ class _MemoryBackend:
             if slot_id in calls:
                 calls[slot_id] = time.time()
 
-    def record(
-        self,
-        bucket: str,
-        quota: tuple[int, float] | None,
-        block_for_seconds: float | None,
-        block_until_epoch: float | None,
-    ) -> None:
+    def record(self, bucket: str, said: BrokerSaid) -> None:
         with self._lock:
             now = time.time()
-            if quota is not None and quota[1] > now:
-                self._quota[bucket] = quota
-            till = now + block_for_seconds if block_for_seconds is not None else block_until_epoch
+            if said.quota is not None and said.quota[1] > now:
+                self._quota[bucket] = said.quota
+            block_for = said.block_for_seconds
+            till = now + block_for if block_for is not None else said.block_until_epoch
             if till is not None and till > self._blocked_until.get(bucket, 0.0):
                 self._blocked_until[bucket] = till
 
@@ -328,7 +325,7 @@ class RateLimiter:
                 if block_until is None:
                     block_for = self.default_backoff_seconds
         if quota is not None or block_for is not None or block_until is not None:
-            self._backend.record(bucket, quota, block_for, block_until)
+            self._backend.record(bucket, BrokerSaid(quota, block_for, block_until))
 
 
 class RateLimitedAdapter(HTTPAdapter):
