@@ -42,7 +42,12 @@ class BrokerError(RuntimeError):
     """The broker did not deliver: the message names the request and why (never a key)."""
 
 
-@dataclass(frozen=True)
+# The live account's balances that `AccountValues` carries, named as Alpaca's /v2/account body
+# and `AccountSnapshot` name them.
+LIVE_BALANCES = ("cash", "buying_power", "long_market_value", "short_market_value")
+
+
+@dataclass(frozen=True, kw_only=True)
 class AccountValues:
     """Account values at one session's close (or now, for the current session), USD.
 
@@ -51,12 +56,23 @@ class AccountValues:
 
     session_date: dt.date
     equity: Decimal
-    cash: Decimal | None
-    buying_power: Decimal | None
-    long_market_value: Decimal | None
-    short_market_value: Decimal | None
-    day_pnl: Decimal | None
+    cash: Decimal | None = None
+    buying_power: Decimal | None = None
+    long_market_value: Decimal | None = None
+    short_market_value: Decimal | None = None
+    day_pnl: Decimal | None = None
     source: str
+
+    @classmethod
+    def from_snapshot(cls, live: AccountSnapshot, session_date: dt.date) -> AccountValues:
+        """The cached live account as the values of `session_date` (today's session)."""
+        return cls(
+            session_date=session_date,
+            equity=live.equity,
+            day_pnl=live.day_pl,
+            source="live_account_stale" if live.stale else "live_account",
+            **{name: getattr(live, name) for name in LIVE_BALANCES},
+        )
 
 
 class Broker(Protocol):
@@ -190,16 +206,7 @@ def account_values_from_history(history: Mapping[str, Any]) -> list[AccountValue
         if session not in last or last[session][0] <= instant:
             last[session] = (instant, _decimal(equity, "Alpaca history equity"), day_pnl)
     return [
-        AccountValues(
-            session_date=session,
-            equity=equity,
-            cash=None,
-            buying_power=None,
-            long_market_value=None,
-            short_market_value=None,
-            day_pnl=day_pnl,
-            source="alpaca_history",
-        )
+        AccountValues(session_date=session, equity=equity, day_pnl=day_pnl, source="alpaca_history")
         for session, (_, equity, day_pnl) in sorted(last.items())
     ]
 
@@ -341,17 +348,7 @@ class AlpacaBroker:
     def live_values(self, today: dt.date) -> AccountValues:
         if self._live_snapshot is not None:
             # The cached live account: one broker call per TTL however many readers ask.
-            live = self._live_snapshot()
-            return AccountValues(
-                session_date=today,
-                equity=live.equity,
-                cash=live.cash,
-                buying_power=live.buying_power,
-                long_market_value=live.long_market_value,
-                short_market_value=live.short_market_value,
-                day_pnl=live.day_pl,
-                source="live_account_stale" if live.stale else "live_account",
-            )
+            return AccountValues.from_snapshot(self._live_snapshot(), today)
         body = self._account_body()
 
         def field(name: str) -> Decimal | None:
@@ -364,10 +361,7 @@ class AlpacaBroker:
         return AccountValues(
             session_date=today,
             equity=equity,
-            cash=field("cash"),
-            buying_power=field("buying_power"),
-            long_market_value=field("long_market_value"),
-            short_market_value=field("short_market_value"),
             day_pnl=None if last_equity is None else equity - last_equity,
             source="alpaca_account",
+            **{name: field(name) for name in LIVE_BALANCES},
         )
