@@ -20,6 +20,7 @@ from friren_pipelines.portfolio.resources import BrokerResource, LedgerResource
 from friren_pipelines.sources.base import BarSource
 from friren_pipelines.storage.sql import SqlStore, open_sql_store
 from friren_pipelines.storage.warehouse import Warehouse
+from friren_pipelines.storage.write import publish_journaled
 
 R = TypeVar("R", bound=dg.ConfigurableResource)
 
@@ -32,7 +33,8 @@ def outside_run(resource: R) -> R:
 
 class StorageResource(dg.ConfigurableResource):
     """The warehouse (Parquet under `home`) and the SQL store (Postgres if `postgres_url`, else
-    the embedded DuckDB file under `home`). The schema is migrated on first use by each run."""
+    the embedded DuckDB file under `home`). On first use by each run the schema is migrated and
+    the files of a write killed after its commit are put in place (`publish_journaled`)."""
 
     home: str
     postgres_url: str | None = Field(default=None, repr=False)
@@ -45,8 +47,10 @@ class StorageResource(dg.ConfigurableResource):
     @property
     def sql(self) -> SqlStore:
         if self._store is None:
-            self._store = open_sql_store(self.postgres_url, Path(self.home) / "friren.duckdb")
-            self._store.migrate()
+            store = open_sql_store(self.postgres_url, Path(self.home) / "friren.duckdb")
+            store.migrate()
+            self._store = store
+            publish_journaled(self)
         return self._store
 
     @property

@@ -465,6 +465,27 @@ SPLITS = Table(
     datasets={"splits": ()},
 )
 
+# --- storage ------------------------------------------------------------------------------------
+
+STORAGE_JOURNAL = Table(
+    "storage_journal",
+    (
+        Column(
+            "write_id", pa.string(), False, "The write (storage.write.replace) the file belongs to"
+        ),
+        Column(
+            "target", pa.string(), False, "Partition file to replace, relative to the warehouse"
+        ),
+        Column(
+            "staged",
+            pa.string(),
+            True,
+            "Staged temporary to rename over it, relative to the warehouse (null: remove it)",
+        ),
+    ),
+    key=("write_id", "target"),
+)
+
 TABLES: tuple[Table, ...] = (
     BARS,
     SYMBOL_METADATA,
@@ -478,4 +499,5 @@ TABLES: tuple[Table, ...] = (
     PERFORMANCE,
     COMPLIANCE,
     SPLITS,
+    STORAGE_JOURNAL,
 )

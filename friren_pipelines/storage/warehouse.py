@@ -2,9 +2,9 @@
 
 Layout: `<root>/<dataset>/<key>=<value>/.../data.parquet`, e.g.
 `warehouse/bars_1d/symbol=AAPL/year=2024/data.parquet`. Files are zstd-compressed and written
-deterministically (same rows → same bytes), to a hidden temporary file in the same folder that is
-then renamed over the old one: a reader, or a run killed mid-write, sees the old file or the new
-one, never half of either. Leftover temporaries of killed runs are hidden from readers (they start
+deterministically (same rows → same bytes), to a hidden temporary file in the same folder
+(`stage`) that is then renamed over the old one (`publish`): a reader, or a run killed
+mid-write, sees the old file or the new one, never half of either. Leftover temporaries of killed runs are hidden from readers (they start
 with '.') and removed by a later write to that folder once an hour old.
 """
 
@@ -54,6 +54,11 @@ class Warehouse:
 
     def write(self, dataset: str, partition: Partition, table: pa.Table) -> int:
         """Replace one partition's file with `table`; returns the bytes written."""
+        return self.publish(self.stage(dataset, partition, table))
+
+    def stage(self, dataset: str, partition: Partition, table: pa.Table) -> Path:
+        """Write `table` as a hidden temporary beside the partition's file, invisible to readers
+        until `publish` renames it over that file."""
         target = self.path(dataset, partition)
         target.parent.mkdir(parents=True, exist_ok=True)
         for stale in target.parent.glob(f".{PARTITION_FILE}.*.tmp"):
@@ -73,9 +78,15 @@ class Warehouse:
                 write_statistics=[f.name for f in table.schema if not pa.types.is_floating(f.type)],
                 store_schema=True,
             )
-            os.replace(temporary, target)
-        finally:
+        except BaseException:
             temporary.unlink(missing_ok=True)
+            raise
+        return temporary
+
+    def publish(self, staged: Path) -> int:
+        """Rename a staged temporary over its partition's file (atomic); returns its bytes."""
+        target = staged.parent / PARTITION_FILE
+        os.replace(staged, target)
         return target.stat().st_size
 
     def remove(self, dataset: str, partition: Partition) -> None:

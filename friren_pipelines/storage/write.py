@@ -3,30 +3,34 @@
 A `Piece` is one slice of a declared table (`storage.tables`): the rows of one Parquet file and
 the SQL rows that mirror them (`where`). `replace` writes many pieces, of one or several tables:
 
-1. each piece's Parquet file is written to a hidden temporary and renamed over the old one
-   (`Warehouse.write`), by a thread pool while the SQL work runs; a piece of a partitioned
-   dataset with no rows removes its file;
+1. each piece's Parquet file is staged: written as a hidden temporary beside its target, by a
+   thread pool while the SQL work runs (a piece of a partitioned dataset with no rows stages the
+   removal of its file);
 2. one SQL transaction deletes the pieces' slices (one DELETE per table and slice shape),
-   inserts their rows (one bulk COPY per table) and recomputes derived tables (`Refresh`);
-3. the transaction commits only after every file is in place.
+   inserts their rows (one bulk COPY per table), recomputes derived tables (`Refresh`) and, once
+   every file is staged, records the staged files in `storage_journal`;
+3. after the commit, the staged files are renamed over their targets and the journal emptied.
 
-So a killed or failed write leaves every file whole (old or new) and the SQL rows all old or all
-new, and writing the same pieces again heals any difference between the two stores. A re-run
-with the same rows writes byte-identical files and the same rows.
+A write that fails or is killed before its commit changes neither store (its temporaries are
+removed, or swept later as stale). One killed after its commit has its SQL rows and its journal:
+the next write (or the first use of the SQL store by a run, `publish_journaled`) renames the
+staged files into place, so the two stores never disagree for longer than that. A re-run with
+the same rows writes byte-identical files and the same rows.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import pyarrow as pa
 
 from friren_pipelines.storage.sql import Slice, SqlStore
-from friren_pipelines.storage.tables import Table
+from friren_pipelines.storage.tables import STORAGE_JOURNAL, Table
 from friren_pipelines.storage.warehouse import Partition, Warehouse
 
 # Parquet encoding and zstd release the GIL: files are written in parallel with the SQL COPY.
@@ -90,17 +94,6 @@ class Refresh:
     params: Sequence[Any] = ()
 
 
-def _write_file(warehouse: Warehouse, piece: Piece) -> int:
-    assert piece.dataset is not None
-    if piece.rows.num_rows == 0 and piece.partition:
-        warehouse.remove(piece.dataset, piece.partition)
-        return 0
-    rows = piece.rows
-    if piece.file_metadata is not None:
-        rows = rows.replace_schema_metadata(dict(piece.file_metadata))
-    return warehouse.write(piece.dataset, piece.partition, rows)
-
-
 def _replace_rows(tx: Any, pieces: Sequence[Piece], refresh: Sequence[Refresh]) -> None:
     """Inside the transaction: delete the SQL pieces' slices, insert their rows, refresh."""
     by_table: dict[str, list[Piece]] = {}
@@ -122,21 +115,83 @@ def _replace_rows(tx: Any, pieces: Sequence[Piece], refresh: Sequence[Refresh]) 
         tx.execute(f"INSERT INTO {derived.table.name} ({columns}) {derived.select}", derived.params)
 
 
+def _stage(warehouse: Warehouse, piece: Piece) -> tuple[Path, Path | None]:
+    """(target file, staged temporary or None for a removal) of a piece's Parquet file."""
+    assert piece.dataset is not None
+    target = warehouse.path(piece.dataset, piece.partition)
+    if piece.rows.num_rows == 0 and piece.partition:
+        return target, None
+    rows = piece.rows
+    if piece.file_metadata is not None:
+        rows = rows.replace_schema_metadata(dict(piece.file_metadata))
+    return target, warehouse.stage(piece.dataset, piece.partition, rows)
+
+
+def _publish(warehouse: Warehouse, target: Path, staged: Path | None) -> int:
+    if staged is None:
+        target.unlink(missing_ok=True)
+        return 0
+    return warehouse.publish(staged)
+
+
+def publish_journaled(stores: Stores) -> int:
+    """Put in place the files of writes committed but killed before their files were renamed;
+    returns how many were. Idempotent, safe beside other writers."""
+    root = stores.warehouse.root
+    pending = stores.sql.query(f"SELECT write_id, target, staged FROM {STORAGE_JOURNAL.name}")
+    for _, target, staged in pending:
+        if staged is None:
+            (root / target).unlink(missing_ok=True)
+        elif (root / staged).exists():  # else another process has put it in place already
+            stores.warehouse.publish(root / staged)
+    writes = sorted({write_id for write_id, _, _ in pending})
+    if writes:
+        with stores.sql.transaction() as tx:
+            tx.execute(
+                f"DELETE FROM {STORAGE_JOURNAL.name} WHERE write_id IN"
+                " (SELECT unnest(CAST(%s AS TEXT[])))",
+                [writes],
+            )
+    return len(pending)
+
+
 def replace(stores: Stores, pieces: Sequence[Piece], refresh: Sequence[Refresh] = ()) -> list[int]:
     """Replace the pieces' slices in both stores (see the module docstring); returns the bytes of
     each piece's Parquet file, in order (0 for SQL-only pieces and removed files)."""
-    in_sql = bool(refresh) or any(piece.where is not None for piece in pieces)
-    with ThreadPoolExecutor(max_workers=PARQUET_WRITERS) as pool:
-        files = {
-            index: pool.submit(_write_file, stores.warehouse, piece)
-            for index, piece in enumerate(pieces)
-            if piece.dataset is not None
-        }
-        with stores.sql.transaction() if in_sql else nullcontext() as tx:
-            if tx is not None:
+    warehouse = stores.warehouse
+    publish_journaled(stores)
+    write_id = uuid.uuid4().hex
+    staging: dict[int, Future[tuple[Path, Path | None]]] = {}
+    try:
+        with ThreadPoolExecutor(max_workers=PARQUET_WRITERS) as pool:
+            staging = {
+                index: pool.submit(_stage, warehouse, piece)
+                for index, piece in enumerate(pieces)
+                if piece.dataset is not None
+            }
+            with stores.sql.transaction() as tx:
                 _replace_rows(tx, pieces, refresh)
-            # Commit only once every file is in place: a failed file rolls the SQL back.
-            sizes = {index: written.result() for index, written in files.items()}
+                files = {index: staged.result() for index, staged in staging.items()}
+                journal = [
+                    {
+                        "write_id": write_id,
+                        "target": str(target.relative_to(warehouse.root)),
+                        "staged": None if temp is None else str(temp.relative_to(warehouse.root)),
+                    }
+                    for target, temp in files.values()
+                ]
+                tx.insert(STORAGE_JOURNAL.name, STORAGE_JOURNAL.to_arrow(journal))
+    except BaseException:
+        # Nothing was committed: drop what was staged (the pool has finished every file).
+        for staged in staging.values():
+            temp = None if staged.exception() else staged.result()[1]
+            if temp is not None:
+                temp.unlink(missing_ok=True)
+        raise
+    sizes = {index: _publish(warehouse, *files[index]) for index in files}
+    if files:
+        with stores.sql.transaction() as tx:
+            tx.execute(f"DELETE FROM {STORAGE_JOURNAL.name} WHERE write_id = %s", [write_id])
     return [sizes.get(index, 0) for index in range(len(pieces))]
 
 

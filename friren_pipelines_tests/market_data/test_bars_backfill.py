@@ -99,21 +99,21 @@ def test_a_run_killed_mid_write_loses_nothing_and_a_rerun_heals_it(
     for path in home.rglob("data.parquet"):
         path.unlink()  # lose some files, as after a disk mishap
 
-    real_write = warehouse_module.Warehouse.write
+    real_stage = warehouse_module.Warehouse.stage
     calls = {"n": 0}
 
-    def dies_on_third_file(self: warehouse_module.Warehouse, *a: object, **k: object) -> int:
+    def dies_on_third_file(self: warehouse_module.Warehouse, *a: object, **k: object) -> Path:
         calls["n"] += 1
         if calls["n"] == 3:
             raise SystemExit("killed")
-        return real_write(self, *a, **k)  # type: ignore[arg-type]
+        return real_stage(self, *a, **k)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(warehouse_module.Warehouse, "write", dies_on_third_file)
+    monkeypatch.setattr(warehouse_module.Warehouse, "stage", dies_on_third_file)
     killed = friren(*args)
     assert killed.exit_code == 1 and "killed" in killed.output
     assert _sql_rows(on_postgres) == rows  # the SQL transaction rolled back
     assert not list(home.rglob(".data.parquet.*"))
-    monkeypatch.setattr(warehouse_module.Warehouse, "write", real_write)
+    monkeypatch.setattr(warehouse_module.Warehouse, "stage", real_stage)
     healed = friren(*args)
     assert healed.exit_code == 0, healed.output
     assert _parquet_digests(home) == digests and _sql_rows(on_postgres) == rows

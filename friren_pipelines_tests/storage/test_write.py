@@ -11,12 +11,17 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from friren_pipelines.storage import warehouse as warehouse_module
 from friren_pipelines.storage.sql import Slice
-from friren_pipelines.storage.tables import MONEY, SYMBOL_METADATA, TABLES, Table
+from friren_pipelines.storage.tables import (
+    MONEY,
+    STORAGE_JOURNAL,
+    SYMBOL_METADATA,
+    TABLES,
+    Table,
+)
 from friren_pipelines.storage.warehouse import Warehouse
 from friren_pipelines.storage.write import Piece, Refresh, replace
 from friren_pipelines_tests.storage.conftest import Stores
@@ -24,6 +29,8 @@ from friren_pipelines_tests.storage.conftest import Stores
 PIECES_PER_TABLE = 3
 ROWS_PER_PIECE = 4
 START = dt.datetime(2024, 3, 4, 14, 30, tzinfo=dt.UTC)
+# Every declared table but the journal, which is the write protocol's own.
+WRITTEN = [table for table in TABLES if table is not STORAGE_JOURNAL]
 
 
 def _value(kind: pa.DataType, owner: str, row: int, version: int) -> Any:
@@ -78,7 +85,7 @@ def _pieces(table: Table, version: int) -> list[Piece]:
 
 
 def _everything(version: int) -> list[Piece]:
-    return [piece for table in TABLES for piece in _pieces(table, version)]
+    return [piece for table in WRITTEN for piece in _pieces(table, version)]
 
 
 def _digests(root: Path) -> dict[str, str]:
@@ -92,37 +99,40 @@ def _sql(stores: Stores) -> dict[str, list[str]]:
     """Every SQL row of every table, as text (NULLs and Decimals compare), sorted."""
     return {
         table.name: sorted(map(repr, stores.sql.query(f"SELECT * FROM {table.name}")))
-        for table in TABLES
+        for table in WRITTEN
         if table.in_sql
     }
 
 
-def test_a_killed_write_leaves_every_table_as_before_and_a_rerun_heals_it(
+def _dies_on_third_call(monkeypatch: pytest.MonkeyPatch, method: str) -> None:
+    real = getattr(warehouse_module.Warehouse, method)
+    calls = {"n": 0}
+
+    def dies(self: Warehouse, *a: Any, **k: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise SystemExit("killed")
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(warehouse_module.Warehouse, method, dies)
+
+
+def test_a_write_killed_before_its_commit_changes_neither_store_and_a_rerun_heals_it(
     stores: Stores, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     replace(stores, _everything(version=1))
     before_files, before_rows = _digests(stores.warehouse.root), _sql(stores)
-    assert len(before_files) == sum(len(p) for p in map(_file_pieces, TABLES))
+    assert len(before_files) == sum(len(p) for p in map(_file_pieces, WRITTEN))
     assert all(len(rows) >= ROWS_PER_PIECE for rows in before_rows.values())
 
-    real_write = warehouse_module.Warehouse.write
-    calls = {"n": 0}
-
-    def dies_on_third_file(self: Warehouse, *a: Any, **k: Any) -> int:
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise SystemExit("killed")
-        return real_write(self, *a, **k)
-
-    monkeypatch.setattr(warehouse_module.Warehouse, "write", dies_on_third_file)
-    with pytest.raises(SystemExit, match="killed"):
-        replace(stores, _everything(version=2))
+    with monkeypatch.context() as patched:
+        _dies_on_third_call(patched, "stage")
+        with pytest.raises(SystemExit, match="killed"):
+            replace(stores, _everything(version=2))
     assert _sql(stores) == before_rows  # one transaction for all tables, rolled back
+    assert _digests(stores.warehouse.root) == before_files  # no file replaced either
     assert not list(stores.warehouse.root.rglob(".data.parquet.*"))
-    for path in stores.warehouse.root.rglob("data.parquet"):
-        assert pq.read_table(path).num_rows == ROWS_PER_PIECE  # every file whole
 
-    monkeypatch.setattr(warehouse_module.Warehouse, "write", real_write)
     replace(stores, _everything(version=2))
     healed_files, healed_rows = _digests(stores.warehouse.root), _sql(stores)
     assert healed_files.keys() == before_files.keys() and healed_files != before_files
@@ -131,7 +141,29 @@ def test_a_killed_write_leaves_every_table_as_before_and_a_rerun_heals_it(
     assert _digests(stores.warehouse.root) == healed_files and _sql(stores) == healed_rows
 
 
+def test_a_write_killed_after_its_commit_is_completed_by_the_next_write(
+    stores: Stores, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    replace(stores, _everything(version=2))
+    clean_files, clean_rows = _digests(stores.warehouse.root), _sql(stores)
+    replace(stores, _everything(version=1))
+
+    with monkeypatch.context() as patched:
+        _dies_on_third_call(patched, "publish")
+        with pytest.raises(SystemExit, match="killed"):
+            replace(stores, _everything(version=2))
+    assert _sql(stores) == clean_rows  # committed
+    assert _digests(stores.warehouse.root) != clean_files  # two files in place, the rest staged
+    assert stores.sql.query("SELECT count(*) FROM storage_journal")[0][0] > 0
+
+    replace(stores, [])  # any later write first puts the committed files in place
+    assert _digests(stores.warehouse.root) == clean_files
+    assert stores.sql.query("SELECT count(*) FROM storage_journal") == [(0,)]
+    assert not list(stores.warehouse.root.rglob(".data.parquet.*"))
+
+
 def _file_pieces(table: Table) -> list[Piece]:
+    """The pieces of a table that have a Parquet file."""
     return [piece for piece in _pieces(table, 1) if piece.dataset is not None]
 
 
