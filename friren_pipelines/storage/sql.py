@@ -11,11 +11,13 @@ migrations (`migrations/NNNN_name.sql`), applied once each, in order, under a lo
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
+import hashlib
 import io
 import re
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Protocol
@@ -92,6 +94,7 @@ def _statements(sql: str) -> list[str]:
 
 class Transaction(Protocol):
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
+
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
     def insert(self, table: str, rows: pa.Table) -> None: ...
     def delete_slices(self, table: str, slices: Sequence[Slice]) -> None: ...
@@ -102,6 +105,7 @@ class SqlStore(Protocol):
 
     def migrate(self) -> list[int]: ...
     def transaction(self) -> Any: ...
+    def exclusive(self, keys: Sequence[int]) -> AbstractContextManager[None]: ...
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
     def query_arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table: ...
 
@@ -130,6 +134,12 @@ def _delete_slices_sql(table: str, slices: Sequence[Slice]) -> tuple[str, list[A
         f"{', '.join(rows)}) AS s({names}) WHERE {' AND '.join(conditions)})"
     )
     return sql, params
+
+
+def lock_key(name: object) -> int:
+    """A stable signed 64-bit key for what a writer locks (a slice, a file)."""
+    digest = hashlib.blake2b(repr(name).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 class _SliceDeletes:
@@ -219,6 +229,19 @@ class PostgresStore:
         with self.transaction() as tx:
             tx.execute("SELECT pg_advisory_xact_lock(%s)", [MIGRATION_LOCK_ID])
             return _apply_migrations(tx)
+
+    @contextmanager
+    def exclusive(self, keys: Sequence[int]) -> Iterator[None]:
+        """Hold session advisory locks on `keys` (taken in sorted order, so two holders never
+        deadlock) until the block ends; a killed holder's locks go with its connection."""
+        with self._connect() as conn:
+            conn.autocommit = True
+            conn.execute(
+                "SELECT count(pg_advisory_lock(key)) FROM"
+                " (SELECT unnest(CAST(%s AS BIGINT[])) AS key ORDER BY 1) AS keys",
+                [sorted(set(keys))],
+            )
+            yield
 
 
 def _apply_migrations(tx: Transaction) -> list[int]:
@@ -315,6 +338,17 @@ class DuckDBStore:
     def migrate(self) -> list[int]:
         with self.transaction() as tx:
             return _apply_migrations(tx)
+
+    @contextmanager
+    def exclusive(self, keys: Sequence[int]) -> Iterator[None]:
+        """One writer of this store at a time (a file lock beside it, released by a killed
+        holder's exit), whatever the keys: the embedded store has one writer process anyway."""
+        with open(f"{self._path}.write.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def open_sql_store(postgres_url: str | None, embedded_path: Any) -> SqlStore:

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 
-from friren_pipelines.storage.sql import Slice, SqlStore
+from friren_pipelines.storage.sql import Slice, SqlStore, lock_key
 from friren_pipelines.storage.tables import STORAGE_JOURNAL, Table
 from friren_pipelines.storage.warehouse import Partition, Warehouse
 
@@ -134,32 +134,68 @@ def _publish(warehouse: Warehouse, target: Path, staged: Path | None) -> int:
     return warehouse.publish(staged)
 
 
+def _file_key(target: str) -> int:
+    return lock_key(("file", target))
+
+
+def _slice_key(table: Table, where: Slice) -> int:
+    return lock_key((table.name, where.equals, where.time_column, where.start, where.end))
+
+
 def publish_journaled(stores: Stores) -> int:
     """Put in place the files of writes committed but killed before their files were renamed;
-    returns how many were. Idempotent, safe beside other writers."""
+    returns how many were. Idempotent; waits for a writer still publishing the same files."""
     root = stores.warehouse.root
-    pending = stores.sql.query(f"SELECT write_id, target, staged FROM {STORAGE_JOURNAL.name}")
-    for _, target, staged in pending:
-        if staged is None:
-            (root / target).unlink(missing_ok=True)
-        elif (root / staged).exists():  # else another process has put it in place already
-            stores.warehouse.publish(root / staged)
-    writes = sorted({write_id for write_id, _, _ in pending})
-    if writes:
-        with stores.sql.transaction() as tx:
-            tx.execute(
-                f"DELETE FROM {STORAGE_JOURNAL.name} WHERE write_id IN"
-                " (SELECT unnest(CAST(%s AS TEXT[])))",
-                [writes],
-            )
-    return len(pending)
+    journal = f"SELECT write_id, target, staged FROM {STORAGE_JOURNAL.name}"
+    pending: dict[str, list[str]] = {}
+    for write_id, target, _ in stores.sql.query(journal):
+        pending.setdefault(write_id, []).append(target)
+    done = 0
+    for write_id, targets in sorted(pending.items()):
+        with stores.sql.exclusive([_file_key(target) for target in targets]):
+            rows = stores.sql.query(f"{journal} WHERE write_id = %s", [write_id])
+            for _, target, staged in rows:  # none left if its writer finished meanwhile
+                if staged is None or (root / staged).exists():  # else put in place already
+                    _publish(stores.warehouse, root / target, staged and root / staged)
+            with stores.sql.transaction() as tx:
+                tx.execute(f"DELETE FROM {STORAGE_JOURNAL.name} WHERE write_id = %s", [write_id])
+            done += len(rows)
+    return done
 
 
 def replace(stores: Stores, pieces: Sequence[Piece], refresh: Sequence[Refresh] = ()) -> list[int]:
     """Replace the pieces' slices in both stores (see the module docstring); returns the bytes of
-    each piece's Parquet file, in order (0 for SQL-only pieces and removed files)."""
+    each piece's Parquet file, in order (0 for SQL-only pieces and removed files).
+
+    Writers of the same files or slices take turns (`SqlStore.exclusive`, held from before the
+    transaction until the files are in place), so the stores end with the last writer's rows."""
     warehouse = stores.warehouse
     publish_journaled(stores)
+    keys = [
+        _file_key(str(warehouse.path(p.dataset, p.partition).relative_to(warehouse.root)))
+        for p in pieces
+        if p.dataset is not None
+    ]
+    keys += [_slice_key(p.table, p.where) for p in pieces if p.where is not None]
+    keys += [_slice_key(derived.table, where) for derived in refresh for where in derived.where]
+    with stores.sql.exclusive(keys):
+        write_id, files = _commit(stores, pieces, refresh)
+        sizes = {
+            index: _publish(warehouse, target, temp) for index, (target, temp) in files.items()
+        }
+        if files:
+            with stores.sql.transaction() as tx:
+                tx.execute(f"DELETE FROM {STORAGE_JOURNAL.name} WHERE write_id = %s", [write_id])
+    return [sizes.get(index, 0) for index in range(len(pieces))]
+
+
+def _commit(
+    stores: Stores, pieces: Sequence[Piece], refresh: Sequence[Refresh]
+) -> tuple[str, dict[int, tuple[Path, Path | None]]]:
+    """Stage the files while one transaction replaces the SQL rows; journal the staged files and
+    commit. Returns the write's id and each piece's (target, staged) file. On any failure before
+    the commit, the staged files are removed and nothing has changed."""
+    warehouse = stores.warehouse
     write_id = uuid.uuid4().hex
     staging: dict[int, Future[tuple[Path, Path | None]]] = {}
     try:
@@ -188,11 +224,7 @@ def replace(stores: Stores, pieces: Sequence[Piece], refresh: Sequence[Refresh] 
             if temp is not None:
                 temp.unlink(missing_ok=True)
         raise
-    sizes = {index: _publish(warehouse, *files[index]) for index in files}
-    if files:
-        with stores.sql.transaction() as tx:
-            tx.execute(f"DELETE FROM {STORAGE_JOURNAL.name} WHERE write_id = %s", [write_id])
-    return [sizes.get(index, 0) for index in range(len(pieces))]
+    return write_id, files
 
 
 def read_rows(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import threading
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ import pyarrow as pa
 import pytest
 
 from friren_pipelines.storage import warehouse as warehouse_module
-from friren_pipelines.storage.sql import Slice
+from friren_pipelines.storage.sql import Slice, open_sql_store
 from friren_pipelines.storage.tables import (
     MONEY,
     STORAGE_JOURNAL,
@@ -203,3 +204,35 @@ def test_pieces_refuse_rows_folders_and_slices_their_table_does_not_declare() ->
         Piece(fills, rows, "fills", (("year", "2024"),), account)
     with pytest.raises(ValueError, match="needs `where`"):
         Piece(fills, rows, "fills", folders, None)
+
+
+def test_overlapping_writers_wait_for_each_other_and_both_succeed(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """Two writers replacing the same slices at once (two backfills of one partition): on
+    PostgreSQL each waits for the other's commit instead of failing on the table's key."""
+    sql = open_sql_store(postgres_url, tmp_path / "unused.duckdb")
+    sql.migrate()
+    stores = Stores(Warehouse(tmp_path / "warehouse"), sql)
+    bars = next(t for t in TABLES if t.name == "market_data_bars")
+    start = threading.Barrier(2)
+    failures: list[BaseException] = []
+
+    def write(version: int) -> None:
+        try:
+            start.wait()
+            for _ in range(5):
+                replace(stores, _pieces(bars, version))
+        except BaseException as error:
+            failures.append(error)
+
+    writers = [threading.Thread(target=write, args=(version,)) for version in (1, 2)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(timeout=120)
+    assert failures == []
+    stored = sql.query(
+        "SELECT symbol, count(*), count(DISTINCT open) FROM market_data_bars GROUP BY 1"
+    )
+    assert sorted(stored) == [(f"P{i}", ROWS_PER_PIECE, ROWS_PER_PIECE) for i in range(3)]
