@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import click
 
 from friren_pipelines import cli_support
+from friren_pipelines.monitoring.status import RUNS_LIMIT, SECTION_NAMES
 
 if TYPE_CHECKING:
     import dagster as dg
@@ -172,27 +173,61 @@ def _plain(value: object) -> object:
 @main.command()
 @click.argument("query")
 def sql(query: str) -> None:
-    """Run QUERY with DuckDB over the warehouse Parquet and print CSV with a header."""
-    from friren_pipelines.storage.views import connect_views
+    """Run QUERY (SELECT) with DuckDB over the warehouse Parquet and the SQL store; print CSV.
 
-    conn = connect_views(cli_support.settings().home)
+    Parquet datasets by their name (`bars_1d`, `fills`); SQL tables as `sql.<name>`, or by their
+    bare name when no dataset has it (`symbol_metadata`). Nothing is ever written."""
+    from friren_pipelines.storage.views import QueryError, execute_read_only
+
+    settings = cli_support.settings()
     try:
-        cursor = conn.execute(query)
-    except Exception as error:
-        message = str(error).splitlines()[0]
-        if "does not exist" in message:
-            views = [
-                row[0]
-                for row in conn.execute(
-                    "SELECT view_name FROM duckdb_views() WHERE NOT internal"
-                ).fetchall()
-            ]
-            message += f" (views: {', '.join(sorted(views)) or 'none'}; a dataset appears once materialized)"
-        raise click.ClickException(message) from None
+        cursor = execute_read_only(settings.home, query, postgres_url=settings.postgres_url)
+    except QueryError as error:
+        raise click.ClickException(str(error)) from None
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow([column[0] for column in cursor.description or []])
     while rows := cursor.fetchmany(10_000):
         writer.writerows([[_plain(value) for value in row] for row in rows])
+
+
+@main.command()
+@click.option(
+    "--csv", "as_csv", is_flag=True, help="CSV blocks (a header each), blank-line separated."
+)
+@click.option(
+    "--section",
+    "only",
+    multiple=True,
+    type=click.Choice(SECTION_NAMES),
+    help="Print only this section (repeatable). Without `runs`, Dagster is not loaded.",
+)
+@click.option("--runs", default=RUNS_LIMIT, show_default=True, help="How many recent runs.")
+def status(as_csv: bool, only: Sequence[str], runs: int) -> None:
+    """Bars and symbols per timeframe, symbols with most data, staleness per symbol and
+    timeframe (vs the last finished XNYS session), last runs, open notifications."""
+    from friren_pipelines.monitoring import status as monitoring
+    from friren_pipelines.storage.views import QueryError, connect_views
+
+    settings = cli_support.settings()
+    wanted = set(only or SECTION_NAMES)
+    try:
+        conn = connect_views(
+            settings.home, postgres_url=settings.postgres_url, sql_tables=monitoring.SQL_TABLES
+        )
+    except QueryError as error:
+        raise click.ClickException(str(error)) from None
+    instance = cli_support.instance(settings) if "runs" in wanted else None
+    found = monitoring.collect(conn, dt.datetime.now(dt.UTC), instance, runs=runs)
+    chosen = [s for s in monitoring.sections(found) if s.name in wanted]
+    if not as_csv:
+        click.echo(monitoring.render_text(chosen), nl=False)
+        return
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    for number, section in enumerate(chosen):
+        if number:
+            sys.stdout.write("\n")
+        writer.writerow(["section", *section.columns])
+        writer.writerows([[section.name, *(_plain(v) for v in row)] for row in section.rows])
 
 
 @main.command()

@@ -10,6 +10,7 @@ import dagster as dg
 from friren_pipelines.automation import defs as automation
 from friren_pipelines.config import Settings, load_settings
 from friren_pipelines.market_data import defs as market_data
+from friren_pipelines.monitoring import defs as monitoring
 from friren_pipelines.portfolio import defs as portfolio
 from friren_pipelines.resources import build_resources
 
@@ -18,6 +19,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions.merge(
         market_data.defs,
         portfolio.defs,
+        monitoring.defs,
         automation.build_defs(settings.home),
         dg.Definitions(resources=build_resources(settings)),
     )

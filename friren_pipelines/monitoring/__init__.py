@@ -1,0 +1,2 @@
+"""Monitoring: the platform's health in figures (`status`), for `friren status` and the
+`platform_status` asset (`defs`)."""
