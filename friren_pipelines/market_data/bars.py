@@ -6,9 +6,10 @@ break an ERROR rule of `core.bars` stop the run before anything is written; real
 stored partitions back and validates them again, so downstream assets never read bad bars.
 """
 
+import dataclasses
 import datetime as dt
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import dagster as dg
 import numpy as np
@@ -27,11 +28,12 @@ from friren_pipelines.core.bars import (
     to_arrow,
     validate_bars,
 )
-from friren_pipelines.market_data.metadata import column_schema, preview
+from friren_pipelines.market_data.metadata import add_partition_metadata, column_schema, previews
 from friren_pipelines.market_data.partitions import (
     BarsPartition,
     bars_partitions,
     parse_partition,
+    period_of,
     run_partitions,
 )
 from friren_pipelines.resources import BarSourceResource, StorageResource
@@ -40,11 +42,8 @@ from friren_pipelines.storage.sql import Slice
 from friren_pipelines.storage.tables import BARS, SYMBOL_METADATA
 from friren_pipelines.storage.write import Piece, Refresh, Stores, replace
 
-# Dagster's add_asset_metadata re-reads the run's keys from the instance on every call (~20 ms
-# each, measured), as much again as the materialization events; above this many keys a run
-# records its summary on every partition instead.
-PER_PARTITION_METADATA_LIMIT = 50
 QUIRKS_LOGGED = 20
+_SHOWN = [c for c in BAR_SCHEMA.names if c not in ("timeframe", "source")]
 
 
 def fetch_partitions(
@@ -196,14 +195,93 @@ def _issues_metadata(issues: Sequence[BarIssue]) -> dict[str, dg.MetadataValue]:
     return {"issues": dg.MetadataValue.md(_issue_list(issues, 50))} if issues else {}
 
 
-def _partition_metadata(rows: pd.DataFrame, size: int) -> dict[str, object]:
-    return {
-        "dagster/row_count": len(rows),
-        "first_timestamp": str(rows["timestamp"].min()),
-        "last_timestamp": str(rows["timestamp"].max()),
-        "parquet_bytes": size,
-        "preview": preview(rows.drop(columns=["timeframe", "source"])),
-    }
+def partition_quirks(bars: pd.DataFrame, timeframe: Timeframe, rows: slice) -> list[BarIssue]:
+    """The WARNING findings of one partition's rows (`rows` of `bars`, sorted by symbol and time).
+
+    A jump or a volume spike compares a bar with the one before it, so the partition is
+    validated together with the symbol's previous bar, and that bar's own findings taken off:
+    the counts are exactly those of the partition's bars."""
+    previous = rows.start - 1
+    if previous >= 0 and str(bars["symbol"].iat[previous]) == str(bars["symbol"].iat[rows.start]):
+        found = validate_bars(bars.iloc[previous : rows.stop], timeframe)
+        before = {(i.rule, i.count) for i in validate_bars(bars.iloc[[previous]], timeframe)}
+        issues = []
+        for issue in found:
+            taken = next((count for rule, count in before if rule == issue.rule), 0)
+            if issue.severity == Severity.WARNING and issue.count > taken:
+                issues.append(dataclasses.replace(issue, count=issue.count - taken))
+        return issues
+    found = validate_bars(bars.iloc[rows], timeframe)
+    return [issue for issue in found if issue.severity == Severity.WARNING]
+
+
+def quirks_by_partition(
+    bars: pd.DataFrame,
+    timeframe: Timeframe,
+    ranges: Sequence[tuple[BarsPartition, slice]],
+    warnings: Sequence[BarIssue],
+) -> dict[str, list[BarIssue]]:
+    """The run's WARNING findings split by partition key. A finding of one bar belongs to the
+    partition of its session; a symbol with a finding of several bars has its partitions
+    validated one by one (`partition_quirks`), which costs ~15 ms a partition, so only then."""
+    found: dict[str, list[BarIssue]] = {}
+    several = {issue.symbol for issue in warnings if issue.count > 1 or issue.session is None}
+    single = [issue for issue in warnings if issue.symbol not in several]
+    keys = {partition.key for partition, _ in ranges}
+    for issue in single:
+        assert issue.session is not None
+        key = f"{issue.symbol}|{period_of(timeframe, issue.session)}"
+        if key in keys:
+            found.setdefault(key, []).append(issue)
+    for partition, rows in ranges:
+        if partition.symbol in several:
+            issues = partition_quirks(bars, timeframe, rows)
+            if issues:
+                found[partition.key] = issues
+    return found
+
+
+def partitions_metadata(
+    bars: pd.DataFrame,
+    ranges: Sequence[tuple[BarsPartition, slice]],
+    sizes: Mapping[str, int],
+    quirks: Mapping[str, Sequence[BarIssue]],
+) -> dict[str, dict[str, object]]:
+    """What each bars partition's own materialization shows, by key: its rows (a slice of
+    `bars`, in time order), their time span, its quirks and its first bars (prices at their
+    tick). Built in one pass over the run's frame: microseconds a partition."""
+    ends = np.array([[rows.start, rows.stop - 1] for _, rows in ranges], dtype=np.int64)
+    stamps = bars["timestamp"].take(ends.ravel()).astype(str).to_numpy().reshape(-1, 2)
+    shown = previews(bars[_SHOWN], [rows for _, rows in ranges])
+    found: dict[str, dict[str, object]] = {}
+    for (partition, rows), table, (first, last) in zip(ranges, shown, stamps, strict=True):
+        own = quirks.get(partition.key, [])
+        metadata: dict[str, object] = {
+            "dagster/row_count": rows.stop - rows.start,
+            "first_timestamp": first,
+            "last_timestamp": last,
+            "parquet_bytes": sizes[partition.key],
+            "quirks": sum(issue.count for issue in own),
+            "preview": table,
+        }
+        if own:
+            metadata["quirk_findings"] = dg.MetadataValue.md(_issue_list(own, 20))
+        found[partition.key] = metadata
+    return found
+
+
+def record_run_totals(context: dg.AssetExecutionContext, totals: dict[str, int | float]) -> None:
+    """A run's totals where the run page shows them: as run tags (`friren/<asset>/<name>`, at
+    the top of the run and filterable in the runs list) and in one log line. Not on the
+    partitions: each partition's materialization carries only its own figures."""
+    prefix = f"friren/{context.asset_key.to_user_string()}"
+    context.instance.add_run_tags(
+        context.run.run_id, {f"{prefix}/{name}": str(value) for name, value in totals.items()}
+    )
+    context.log.info(
+        f"{context.asset_key.to_user_string()} run totals: "
+        + ", ".join(f"{name}={value}" for name, value in totals.items())
+    )
 
 
 def build_bars_asset(timeframe: Timeframe) -> dg.AssetsDefinition:
@@ -243,23 +321,21 @@ def build_bars_asset(timeframe: Timeframe) -> dg.AssetsDefinition:
             )
         context.log.info(f"validated {len(bars)} bars; writing Parquet and {storage.sql_kind}")
         written = store_bars(storage, timeframe, partitions, bars)
-        if len(partitions) <= PER_PARTITION_METADATA_LIMIT:
-            for partition, rows in partition_rows(bars, partitions):
-                context.add_asset_metadata(
-                    _partition_metadata(bars.iloc[rows], written[partition.key]),
-                    partition_key=partition.key,
-                )
-        return dg.MaterializeResult(
-            metadata={
+        ranges = partition_rows(bars, partitions)
+        quirks = quirks_by_partition(bars, timeframe, ranges, warnings)
+        add_partition_metadata(context, partitions_metadata(bars, ranges, written, quirks))
+        record_run_totals(
+            context,
+            {
                 "run_rows": len(bars),
                 "run_partitions": len(partitions),
-                "source": source.name,
-                "sql_store": storage.sql_kind,
                 "excluded_extended_hours": int(bars.attrs.get("excluded_extended_hours", 0)),
                 "unfinished_bars_left_out": int(bars.attrs.get("unfinished_bars", 0)),
-                "quirks_reported": len(warnings),
-            }
+                "quirks_reported": sum(issue.count for issue in warnings),
+            },
         )
+        # True of every partition of the run: shown on each.
+        return dg.MaterializeResult(metadata={"source": source.name, "sql_store": storage.sql_kind})
 
     return bars_asset
 

@@ -28,14 +28,19 @@ from dagster._core.definitions.data_version import (
 )
 
 from friren_pipelines.core.bars import Timeframe
-from friren_pipelines.market_data.bars import BARS_ASSETS, PER_PARTITION_METADATA_LIMIT
+from friren_pipelines.market_data.bars import BARS_ASSETS, record_run_totals
 from friren_pipelines.market_data.indicator_chart import render_indicator_chart
 from friren_pipelines.market_data.indicators.checks import build_indicators_checks
 from friren_pipelines.market_data.indicators.compute import compute_writes
 from friren_pipelines.market_data.indicators.history import SymbolHistory, read_histories
 from friren_pipelines.market_data.indicators.repair import IndicatorWrite, plan_writes
 from friren_pipelines.market_data.indicators.storage import store_indicators
-from friren_pipelines.market_data.metadata import column_schema, picture, preview
+from friren_pipelines.market_data.metadata import (
+    add_partition_metadata,
+    column_schema,
+    picture,
+    preview,
+)
 from friren_pipelines.market_data.partitions import (
     PERIOD_DIMENSION,
     bars_partitions,
@@ -46,6 +51,9 @@ from friren_pipelines.storage.tables import INDICATOR_VALUES, INDICATORS
 
 # Dagster tracks at most 99 upstream partitions per edge for staleness: the period itself + 98.
 LOOKBACK_PERIODS = 98
+# A chart costs ~0.1 s to draw and ~40 KB in the event log, so a run draws the first this many of
+# its partitions (a run of up to 50 keys: all); every partition gets its own rows and preview.
+CHARTED_PARTITIONS = 50
 
 
 def _lookback_mapping(timeframe: Timeframe) -> dg.MultiPartitionMapping:
@@ -134,7 +142,7 @@ def build_indicators_asset(timeframe: Timeframe) -> dg.AssetsDefinition:
                 + (" …" if len(repaired) > 20 else "")
             )
         started = time.perf_counter()
-        charted = 0
+        own: dict[str, dict[str, object]] = {}
         for index, write in enumerate(computed.writes):
             wide = computed.wide.iloc[computed.rows_of(index)]
             if write.repaired:
@@ -150,44 +158,39 @@ def build_indicators_asset(timeframe: Timeframe) -> dg.AssetsDefinition:
                         },
                     )
                 )
-            elif len(partitions) <= PER_PARTITION_METADATA_LIMIT:
-                context.add_asset_metadata(
-                    {
-                        "dagster/row_count": len(wide),
-                        "first_timestamp": str(wide["timestamp"].iloc[0]),
-                        "last_timestamp": str(wide["timestamp"].iloc[-1]),
-                        "parquet_bytes": written[write.partition.key],
-                        "preview": preview(wide.tail(5)),
-                        "chart": _chart(timeframe, histories[write.partition.symbol], write, wide),
-                    },
-                    partition_key=write.partition.key,
-                )
-                charted += 1
-        run_chart = {}
-        if len(partitions) > PER_PARTITION_METADATA_LIMIT:
-            index, write = next((i, w) for i, w in enumerate(computed.writes) if not w.repaired)
-            wide = computed.wide.iloc[computed.rows_of(index)]
-            run_chart["chart"] = _chart(timeframe, histories[write.partition.symbol], write, wide)
-            charted = 1
+                continue
+            metadata: dict[str, object] = {
+                "dagster/row_count": len(wide),
+                "first_timestamp": str(wide["timestamp"].iloc[0]),
+                "last_timestamp": str(wide["timestamp"].iloc[-1]),
+                "parquet_bytes": written[write.partition.key],
+                "preview": preview(wide.tail(5)),
+            }
+            if len(own) < CHARTED_PARTITIONS:
+                history = histories[write.partition.symbol]
+                metadata["chart"] = _chart(timeframe, history, write, wide)
+            own[write.partition.key] = metadata
+        add_partition_metadata(context, own)
         chart_seconds = time.perf_counter() - started
         own_rows = sum(w.rows[1] - w.rows[0] for w in computed.writes if not w.repaired)
-        return dg.MaterializeResult(
-            metadata={
+        record_run_totals(
+            context,
+            {
                 "run_rows": own_rows,
                 "run_partitions": len(partitions),
                 "repaired_partitions": len(repaired),
                 "repaired_rows": len(computed.wide) - own_rows,
                 "history_bars_read": sum(h.bars.num_rows for h in histories.values()),
-                "sql_store": storage.sql_kind,
+                "charts": min(len(own), CHARTED_PARTITIONS),
                 "seconds_read": round(read_seconds, 4),
                 "seconds_compute": round(computed.compute_seconds, 4),
                 "seconds_frames": round(computed.frame_seconds, 4),
                 "seconds_write": round(write_seconds, 4),
                 "seconds_charts": round(chart_seconds, 4),
-                "charts": charted,
-                **run_chart,
-            }
+            },
         )
+        # True of every partition of the run: shown on each.
+        return dg.MaterializeResult(metadata={"sql_store": storage.sql_kind})
 
     return indicators_asset
 
