@@ -43,6 +43,9 @@ from friren_pipelines.storage.tables import BARS, SYMBOL_METADATA
 from friren_pipelines.storage.write import Piece, Refresh, Stores, replace
 
 QUIRKS_LOGGED = 20
+# bars_quality warns when more than this share of the checked bars is quirky: real daily data
+# shows well under 1 % (Yahoo SPY 2015: 2 of 252); more suggests a broken feed, not quirks.
+QUIRK_SHARE_LIMIT = 0.05
 _SHOWN = [c for c in BAR_SCHEMA.names if c not in ("timeframe", "source")]
 
 
@@ -356,7 +359,8 @@ def build_bars_checks(timeframe: Timeframe, asset: dg.AssetsDefinition) -> dg.As
         asset=asset.key,
         description=(
             "Real-data quirks kept as delivered: open/close outside [low, high], close-to-close "
-            "jumps over 50%, volume over 3x the previous bar (Qlib's health thresholds)."
+            "jumps over 50%, volume over 3x the previous bar (Qlib's health thresholds). Passes "
+            "with the findings in its metadata; warns when over 5% of the bars are quirky."
         ),
     )
 
@@ -377,13 +381,29 @@ def build_bars_checks(timeframe: Timeframe, asset: dg.AssetsDefinition) -> dg.As
             description="; ".join(described[:5]) if described else "all stored bars are valid",
             metadata={"rows_checked": len(bars), "missing_partitions": len(missing)},
         )
+        # Dagster's UI shows any passed=False result as "Failed", whatever its severity, so
+        # documented quirks kept on purpose pass, with their findings in the metadata; the WARN
+        # is kept for a feed whose share of quirky bars is beyond what real data shows.
+        quirky = sum(w.count for w in warnings)
+        share = quirky / len(bars) if len(bars) else 0.0
+        summary = f"{quirky} quirky bars of {len(bars)} ({share:.2%}), kept as delivered"
         yield dg.AssetCheckResult(
             check_name="bars_quality",
             asset_key=asset.key,
-            passed=not warnings,
+            passed=share <= QUIRK_SHARE_LIMIT,
             severity=dg.AssetCheckSeverity.WARN,
-            description="; ".join(str(w) for w in warnings[:5]) or "no quirks",
-            metadata={"rows_checked": len(bars), **_issues_metadata(warnings)},
+            description=(
+                (summary + ": " + "; ".join(str(w) for w in warnings[:5]))
+                if warnings
+                else "no quirks"
+            )
+            + ("" if share <= QUIRK_SHARE_LIMIT else f" (over {QUIRK_SHARE_LIMIT:.0%})"),
+            metadata={
+                "rows_checked": len(bars),
+                "quirky_bars": quirky,
+                "quirky_share": share,
+                **_issues_metadata(warnings),
+            },
         )
 
     return bars_checks

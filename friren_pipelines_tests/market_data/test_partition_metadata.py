@@ -20,7 +20,7 @@ from friren_pipelines.sources.synthetic import SyntheticBarSource
 SYMBOLS = [f"P{i:02d}" for i in range(30)]  # 30 symbols x 2 years = 60 keys: more than 50
 
 
-def test_a_run_of_more_than_50_keys_gives_each_partition_its_own_rows_span_and_quirks(
+def test_a_run_of_more_than_50_keys_gives_each_partition_its_own_rows_span_and_quirks_and_passes_quality(
     friren_env: dict[str, str],
 ) -> None:
     instance = dg.DagsterInstance.get()
@@ -57,6 +57,12 @@ def test_a_run_of_more_than_50_keys_gives_each_partition_its_own_rows_span_and_q
         tags["friren/bars_1d/quirks_reported"]
     )
     assert tags["friren/bars_1d/run_rows"] == str(len(expected))
+    # Quirks kept on purpose read as a passed check with its findings, not "Failed".
+    quality = next(
+        e for e in result.get_asset_check_evaluations() if e.check_name == "bars_quality"
+    )
+    assert quality.passed and quality.severity == dg.AssetCheckSeverity.WARN
+    assert quality.metadata["quirky_bars"].value == int(tags["friren/bars_1d/quirks_reported"])
     assert tags["friren/bars_1d/run_partitions"] == "60"
 
 
