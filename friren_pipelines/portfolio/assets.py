@@ -260,6 +260,30 @@ def realized_lots(
     return dg.MaterializeResult(metadata=metadata)
 
 
+HEADLINE_METRICS = ("total_return", "sharpe", "sortino", "max_drawdown", "win_rate", "realized_pnl")
+
+
+def headline_metadata(found: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """The headline figures of each account (`demo/sharpe`) and strategy (`demo/sma_cross/sharpe`)
+    as numbers, so the UI plots them over materializations: fractions to 4 places, P&L (USD) to
+    the cent. Undefined ratios (empty) are left out rather than shown as 0."""
+    metrics: dict[str, float] = {}
+    for row in found:
+        if row["scope"] == "account":
+            prefix = str(row["account"])
+        elif row["scope"] == "strategy":
+            prefix = f"{row['account']}/{row['key']}"
+        else:
+            continue
+        for name in HEADLINE_METRICS:
+            value = row.get(name)
+            if value is not None:
+                metrics[f"{prefix}/{name}"] = round(
+                    float(value), 2 if name == "realized_pnl" else 4
+                )
+    return metrics
+
+
 @dg.asset(
     **_asset_kwargs(PERFORMANCE),
     deps=[realized_lots, portfolio_snapshots],
@@ -290,7 +314,9 @@ def performance(
         )
     store.replace_whole(storage, PERFORMANCE, new, ("account", "scope", "key"))
     context.log.info(f"{len(new)} performance rows")
-    return dg.MaterializeResult(metadata=_table_metadata(PERFORMANCE, new))
+    return dg.MaterializeResult(
+        metadata={**_table_metadata(PERFORMANCE, new), **headline_metadata(new)}
+    )
 
 
 @dg.asset(
