@@ -88,6 +88,14 @@ VARIABLES: tuple[Variable, ...] = (
         shown_default="(none: embedded DuckDB)",
     ),
     Variable(
+        "FRIREN_SQL_TIMEOUT_SECONDS",
+        "number",
+        "Longest wait on the SQL store: connecting, one statement or transaction, another "
+        "writer of the same partitions; a stalled store then fails naming it",
+        default="300",
+        accepts="seconds > 0",
+    ),
+    Variable(
         "FRIREN_REDIS_URL",
         "url",
         "Redis for the live account cache, rate limiter and statistics",
@@ -196,6 +204,7 @@ class Settings:
     source: str
     csv_dir: Path | None
     postgres_url: str | None = field(repr=False)
+    sql_timeout_seconds: float
     redis_url: str | None = field(repr=False)
     redis_prefix: str
     alpaca_key_id: str | None = field(repr=False)
@@ -272,6 +281,15 @@ def _number(env: Mapping[str, str], name: str) -> float:
     return number
 
 
+def _seconds(env: Mapping[str, str], name: str) -> float:
+    seconds = _number(env, name)
+    if seconds <= 0:
+        raise ConfigError(
+            f"{name}={_raw(env, name)!r} is not valid; expected {_BY_NAME[name].accepts}"
+        )
+    return seconds
+
+
 def _count(env: Mapping[str, str], name: str) -> int:
     value = _raw(env, name)
     if not value.isdigit():
@@ -308,6 +326,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         source=source,
         csv_dir=csv_dir,
         postgres_url=_url(env, "FRIREN_POSTGRES_URL"),
+        sql_timeout_seconds=_seconds(env, "FRIREN_SQL_TIMEOUT_SECONDS"),
         redis_url=_url(env, "FRIREN_REDIS_URL"),
         redis_prefix=_raw(env, "FRIREN_REDIS_PREFIX"),
         alpaca_key_id=key_id,

@@ -13,12 +13,11 @@ from typing import Any, TypeVar, cast
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
-from friren_pipelines.account.rate_limit import broker_rate_limiter
 from friren_pipelines.account.resource import LiveAccount
 from friren_pipelines.config import DEFAULT_REDIS_PREFIX, SOURCES, ConfigError, Settings
 from friren_pipelines.portfolio.resources import BrokerResource, LedgerResource
 from friren_pipelines.sources.base import BarSource
-from friren_pipelines.storage.sql import SqlStore, open_sql_store
+from friren_pipelines.storage.sql import DEFAULT_TIMEOUT_SECONDS, SqlStore, open_sql_store
 from friren_pipelines.storage.warehouse import Warehouse
 from friren_pipelines.storage.write import publish_journaled
 
@@ -38,6 +37,7 @@ class StorageResource(dg.ConfigurableResource):
 
     home: str
     postgres_url: str | None = Field(default=None, repr=False)
+    sql_timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
     _store: SqlStore | None = PrivateAttr(default=None)
 
     @property
@@ -47,7 +47,9 @@ class StorageResource(dg.ConfigurableResource):
     @property
     def sql(self) -> SqlStore:
         if self._store is None:
-            store = open_sql_store(self.postgres_url, Path(self.home) / "friren.duckdb")
+            store = open_sql_store(
+                self.postgres_url, Path(self.home) / "friren.duckdb", self.sql_timeout_seconds
+            )
             store.migrate()
             self._store = store
             publish_journaled(self)
@@ -91,6 +93,7 @@ class BarSourceResource(dg.ConfigurableResource):
 
             return YahooBarSource(auto_adjust=self.yfinance_auto_adjust)
         if self.kind == "alpaca":
+            from friren_pipelines.account.rate_limit import broker_rate_limiter
             from friren_pipelines.sources.alpaca_bars import AlpacaBarSource
 
             return AlpacaBarSource(
@@ -124,14 +127,20 @@ def live_account(settings: Settings, **options: Any) -> LiveAccount:
     )
 
 
+def storage_resource(settings: Settings) -> StorageResource:
+    """The warehouse and SQL store of these settings (the database URL as an `EnvVar`)."""
+    return StorageResource(
+        home=str(settings.home),
+        postgres_url=secret("FRIREN_POSTGRES_URL", settings.postgres_url),
+        sql_timeout_seconds=settings.sql_timeout_seconds,
+    )
+
+
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     """Every resource of the Definitions: `storage`, `bar_source`, `broker` and `ledger`."""
     alpaca_broker = settings.broker == "alpaca"
     return {
-        "storage": StorageResource(
-            home=str(settings.home),
-            postgres_url=secret("FRIREN_POSTGRES_URL", settings.postgres_url),
-        ),
+        "storage": storage_resource(settings),
         "bar_source": BarSourceResource(
             kind=settings.source,
             csv_dir=str(settings.csv_dir) if settings.csv_dir else None,

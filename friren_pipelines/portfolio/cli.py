@@ -66,7 +66,7 @@ def fills_import(file: Path, account: str) -> None:
     from friren_pipelines.market_data.backfill import BackfillError
     from friren_pipelines.portfolio.defs import materialize_ledger
     from friren_pipelines.portfolio.store import import_fills
-    from friren_pipelines.resources import StorageResource
+    from friren_pipelines.resources import outside_run, storage_resource
 
     if not ACCOUNT_NAME.match(account):
         raise click.BadParameter(
@@ -80,8 +80,7 @@ def fills_import(file: Path, account: str) -> None:
     # Resolve the Dagster instance before storing anything: the recompute must be able to run.
     instance = cli_support.instance(settings)
     defs = cli_support.definitions(settings)
-    # Outside a run a resource's EnvVars are not resolved: build the storage from the settings.
-    storage = StorageResource(home=str(settings.home), postgres_url=settings.postgres_url)
+    storage = outside_run(storage_resource(settings))
     added = import_fills(storage, account, parsed)
     click.echo(
         f"{file}: {len(parsed)} fills read, {added} new, {len(parsed) - added} already stored "
@@ -144,7 +143,7 @@ def splits_import(file: Path) -> None:
     from friren_pipelines.market_data.backfill import BackfillError
     from friren_pipelines.portfolio.defs import materialize_ledger
     from friren_pipelines.portfolio.store import import_splits
-    from friren_pipelines.resources import StorageResource
+    from friren_pipelines.resources import outside_run, storage_resource
 
     settings = cli_support.settings()
     try:
@@ -152,7 +151,7 @@ def splits_import(file: Path) -> None:
     except FillsFileError as error:
         raise click.ClickException(str(error)) from None
     instance = cli_support.instance(settings)
-    storage = StorageResource(home=str(settings.home), postgres_url=settings.postgres_url)
+    storage = outside_run(storage_resource(settings))
     click.echo(f"{file}: {import_splits(storage, parsed)} splits stored", err=True)
     defs = cli_support.definitions(settings)
     try:

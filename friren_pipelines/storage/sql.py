@@ -10,11 +10,15 @@ migrations (`migrations/NNNN_name.sql`), applied once each, in order, under a lo
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import fcntl
 import hashlib
 import io
+import os
 import re
+import socket
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -31,6 +35,7 @@ from friren_pipelines.storage import pg_copy
 MIGRATIONS_PACKAGE = "friren_pipelines.storage.migrations"
 _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+DEFAULT_TIMEOUT_SECONDS = 300.0  # config's FRIREN_SQL_TIMEOUT_SECONDS
 MIGRATION_LOCK_ID = 7_461_002  # pg advisory lock key that serialises concurrent migrators
 
 
@@ -186,30 +191,70 @@ class _PostgresTransaction(_SliceDeletes):
 
 
 class PostgresStore:
+    """PostgreSQL. Every connection and transaction is bounded by `timeout_seconds`: connecting,
+    the server's statement timeout, and a watchdog that cuts a connection that has stalled (a
+    server or network that stops answering mid-COPY), so a write fails naming the store instead
+    of waiting forever."""
+
     backend = "postgres"
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS):
         self._url = url.strip().replace("postgresql+psycopg2://", "postgresql://")
+        self._timeout = timeout_seconds
 
     def __repr__(self) -> str:
         return f"PostgresStore({redacted(self._url)})"
+
+    def _failure(self, error: BaseException, doing: str) -> StoreUnavailableError:
+        # psycopg quotes the URL in some messages; name the server, never the password.
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        return StoreUnavailableError(
+            f"PostgreSQL at {redacted(self._url)}: {doing}: {scrubbed(reason, self._url)}"
+        )
 
     def _connect(self) -> Any:
         import psycopg
 
         try:
-            return psycopg.connect(self._url, connect_timeout=10)
+            return psycopg.connect(
+                self._url,
+                connect_timeout=max(1, round(self._timeout)),
+                options=f"-c statement_timeout={round(self._timeout * 1000)}",
+            )
         except psycopg.Error as error:
-            # psycopg quotes the URL in some messages; name the server, never the password.
-            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-            raise StoreUnavailableError(
-                f"cannot connect to PostgreSQL at {redacted(self._url)}: "
-                f"{scrubbed(reason, self._url)}"
-            ) from None
+            raise self._failure(error, "cannot connect") from None
+
+    @contextmanager
+    def _watched(self) -> Iterator[Any]:
+        """A connection cut (its socket shut down) if the block outlasts the timeout."""
+        import psycopg
+
+        conn = self._connect()
+        expired = threading.Event()
+
+        def cut() -> None:
+            expired.set()
+            with contextlib.suppress(OSError):
+                socket.socket(fileno=os.dup(conn.fileno())).shutdown(socket.SHUT_RDWR)
+
+        watchdog = threading.Timer(self._timeout, cut)
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            with conn:
+                yield conn
+        except psycopg.Error as error:
+            if expired.is_set():
+                raise self._failure(
+                    error, f"no answer within {self._timeout:g} s (FRIREN_SQL_TIMEOUT_SECONDS)"
+                ) from None
+            raise
+        finally:
+            watchdog.cancel()
 
     @contextmanager
     def transaction(self) -> Iterator[_PostgresTransaction]:
-        with self._connect() as conn, conn.transaction(), conn.cursor() as cursor:
+        with self._watched() as conn, conn.transaction(), conn.cursor() as cursor:
             cursor.execute("SET LOCAL TIME ZONE 'UTC'")
             yield _PostgresTransaction(cursor)
 
@@ -218,7 +263,7 @@ class PostgresStore:
             return tx.query(sql, params)
 
     def query_arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
-        with self._connect() as conn, conn.cursor() as cursor:
+        with self._watched() as conn, conn.cursor() as cursor:
             cursor.execute("SET TIME ZONE 'UTC'")
             cursor.execute(sql, list(params))
             names = [column.name for column in cursor.description or []]
@@ -234,13 +279,21 @@ class PostgresStore:
     def exclusive(self, keys: Sequence[int]) -> Iterator[None]:
         """Hold session advisory locks on `keys` (taken in sorted order, so two holders never
         deadlock) until the block ends; a killed holder's locks go with its connection."""
+        import psycopg
+
         with self._connect() as conn:
             conn.autocommit = True
-            conn.execute(
-                "SELECT count(pg_advisory_lock(key)) FROM"
-                " (SELECT unnest(CAST(%s AS BIGINT[])) AS key ORDER BY 1) AS keys",
-                [sorted(set(keys))],
-            )
+            try:
+                conn.execute(
+                    "SELECT count(pg_advisory_lock(key)) FROM"
+                    " (SELECT unnest(CAST(%s AS BIGINT[])) AS key ORDER BY 1) AS keys",
+                    [sorted(set(keys))],
+                )
+            except psycopg.errors.QueryCanceled as error:
+                raise self._failure(
+                    error,
+                    f"another writer of the same partitions held them over {self._timeout:g} s",
+                ) from None
             yield
 
 
@@ -290,7 +343,7 @@ class DuckDBStore:
 
     backend = "duckdb"
 
-    def __init__(self, path: Any, lock_timeout: float = 120.0):
+    def __init__(self, path: Any, lock_timeout: float = DEFAULT_TIMEOUT_SECONDS):
         self._path = str(path)
         self._lock_timeout = lock_timeout
 
@@ -343,19 +396,35 @@ class DuckDBStore:
     def exclusive(self, keys: Sequence[int]) -> Iterator[None]:
         """One writer of this store at a time (a file lock beside it, released by a killed
         holder's exit), whatever the keys: the embedded store has one writer process anyway."""
+        deadline = time.monotonic() + self._lock_timeout
         with open(f"{self._path}.write.lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+            while True:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise StoreUnavailableError(
+                            f"DuckDB file {self._path}: another writer held it over"
+                            f" {self._lock_timeout:g} s (FRIREN_SQL_TIMEOUT_SECONDS)"
+                        ) from None
+                    time.sleep(0.05)
             try:
                 yield
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def open_sql_store(postgres_url: str | None, embedded_path: Any) -> SqlStore:
-    """Postgres when a URL is given, else the embedded DuckDB file (its folder is created)."""
+def open_sql_store(
+    postgres_url: str | None,
+    embedded_path: Any,
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+) -> SqlStore:
+    """Postgres when a URL is given, else the embedded DuckDB file (its folder is created); every
+    wait on it (connecting, a statement, another writer's lock) is bounded by `timeout_seconds`."""
     if postgres_url:
-        return PostgresStore(postgres_url)
+        return PostgresStore(postgres_url, timeout_seconds)
     from pathlib import Path
 
     Path(embedded_path).parent.mkdir(parents=True, exist_ok=True)
-    return DuckDBStore(embedded_path)
+    return DuckDBStore(embedded_path, lock_timeout=timeout_seconds)

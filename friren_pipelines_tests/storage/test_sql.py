@@ -1,5 +1,7 @@
 import datetime as dt
+import time
 from decimal import Decimal
+from urllib.parse import urlsplit
 
 import numpy as np
 import pyarrow as pa
@@ -12,6 +14,7 @@ from friren_pipelines.storage.sql import (
     SqlStore,
     StoreUnavailableError,
 )
+from friren_pipelines_tests.fakes.tcp_proxy import TcpProxy
 
 UTC = dt.UTC
 
@@ -124,3 +127,26 @@ def test_connection_errors_never_show_the_password(url: str) -> None:
     assert "s3cretPW" not in str(error.value) and "ZZ" not in str(error.value)
     assert "127.0.0.1:5432/db" in str(error.value)
     assert "s3cretPW" not in repr(PostgresStore(url))
+
+
+def test_a_store_that_stalls_mid_copy_fails_within_its_timeout_naming_it(
+    postgres_url: str,
+) -> None:
+    parts = urlsplit(postgres_url)
+    with TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432) as proxy:
+        url = f"postgresql://postgres:hunter2@127.0.0.1:{proxy.port}{parts.path}"
+        store = PostgresStore(url, timeout_seconds=2)
+        store.migrate()
+        rows = _bars(
+            "AAPL", [1.0 + i / 100 for i in range(50_000)], dt.datetime(2024, 1, 2, tzinfo=UTC)
+        )
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailableError) as error, store.transaction() as tx:
+            proxy.stall()
+            tx.insert("market_data_bars", rows)
+        waited = time.monotonic() - started
+    message = str(error.value)
+    assert "no answer within 2 s (FRIREN_SQL_TIMEOUT_SECONDS)" in message
+    assert f"127.0.0.1:{proxy.port}" in message and "hunter2" not in message
+    assert waited < 10
+    assert PostgresStore(postgres_url).query("SELECT count(*) FROM market_data_bars") == [(0,)]
