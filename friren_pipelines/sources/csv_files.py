@@ -180,6 +180,22 @@ def _fail(bar_file: BarFile, line: int, column: str, problem: str) -> SourceData
     )
 
 
+def _not_utf8(bar_file: BarFile) -> SourceDataError:
+    """Where a file stops being UTF-8: its line and the offending byte (found in the whole file:
+    a reader's decode error counts from the start of its buffer, not of the file)."""
+    raw = bar_file.path.read_bytes()
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line, byte = raw.count(b"\n", 0, error.start) + 1, raw[error.start]
+    else:
+        raise AssertionError(f"{bar_file.path} decodes as UTF-8")
+    return SourceDataError(
+        f"csv: {bar_file.path.name} ({bar_file.symbol}) line {line}: byte 0x{byte:02x} is not"
+        " UTF-8; save the export as UTF-8"
+    )
+
+
 def _first_line(mask: pd.Series) -> int:
     """The line number (the table's index) of the first True of `mask`."""
     return int(mask.index.to_numpy()[mask.to_numpy().argmax()])
@@ -195,7 +211,10 @@ def _first_text_line(path: Path) -> str:
 
 def _read_bar_file(bar_file: BarFile) -> pd.DataFrame:
     path = bar_file.path
-    first = _first_text_line(path)
+    try:
+        first = _first_text_line(path)
+    except UnicodeDecodeError:
+        raise _not_utf8(bar_file) from None
     if not first:
         raise SourceDataError(f"csv: {path.name} ({bar_file.symbol}) is empty")
     separator = max(",;\t", key=first.count)
@@ -210,7 +229,9 @@ def _read_bar_file(bar_file: BarFile) -> pd.DataFrame:
             skip_blank_lines=False,
             encoding="utf-8-sig",
         )
-    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+    except UnicodeDecodeError:
+        raise _not_utf8(bar_file) from None
+    except pd.errors.ParserError as error:
         raise SourceDataError(f"csv: {path.name} ({bar_file.symbol}) is not CSV: {error}") from None
     first_data_line = 2 if has_header else 1
     table.index = pd.RangeIndex(first_data_line, first_data_line + len(table))  # = line numbers

@@ -294,3 +294,20 @@ def test_separate_date_and_time_columns_are_joined_in_new_york_time(tmp_path: Pa
         pd.Timestamp("2024-03-15 13:31", tz="UTC"),
     ]
     assert list(bars["close"]) == [10.5, 10.8]
+
+
+def test_a_file_that_is_not_utf8_is_refused_naming_its_line_and_byte(tmp_path: Path) -> None:
+    latin = "Date,Open,High,Low,Close,Volume\n2021-01-04,1,2,0.5,1.5,100\n2021-01-05,Caf\xe9\n"
+    (tmp_path / "LAT_1d.csv").write_bytes(latin.encode("latin-1"))
+    with pytest.raises(SourceDataError) as caught:
+        CsvBarSource(tmp_path).fetch_bars(
+            ["LAT"], Timeframe.DAY1, dt.date(2021, 1, 1), dt.date(2021, 1, 31)
+        )
+    assert str(caught.value) == (
+        "csv: LAT_1d.csv (LAT) line 3: byte 0xe9 is not UTF-8; save the export as UTF-8"
+    )
+    (tmp_path / "LAT_1d.csv").write_bytes("D\xe4te,Open\n".encode("latin-1"))
+    with pytest.raises(SourceDataError, match=r"LAT_1d.csv \(LAT\) line 1: byte 0xe4"):
+        CsvBarSource(tmp_path).fetch_bars(
+            ["LAT"], Timeframe.DAY1, dt.date(2021, 1, 1), dt.date(2021, 1, 31)
+        )
