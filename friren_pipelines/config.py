@@ -162,7 +162,7 @@ VARIABLES: tuple[Variable, ...] = (
         "number",
         "Annual risk-free rate for Sharpe and Sortino",
         default="0",
-        accepts="an annual fraction: 0.05 = 5 %",
+        accepts="an annual fraction above -1: 0.05 = 5 %",
     ),
     Variable(
         "DAGSTER_HOME",
@@ -281,13 +281,14 @@ def _number(env: Mapping[str, str], name: str) -> float:
     return number
 
 
-def _seconds(env: Mapping[str, str], name: str) -> float:
-    seconds = _number(env, name)
-    if seconds <= 0:
+def _above(env: Mapping[str, str], name: str, bound: float) -> float:
+    """A number greater than `bound` (a rate of -100 % or less compounds to nothing real)."""
+    number = _number(env, name)
+    if number <= bound:
         raise ConfigError(
             f"{name}={_raw(env, name)!r} is not valid; expected {_BY_NAME[name].accepts}"
         )
-    return seconds
+    return number
 
 
 def _count(env: Mapping[str, str], name: str) -> int:
@@ -326,7 +327,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         source=source,
         csv_dir=csv_dir,
         postgres_url=_url(env, "FRIREN_POSTGRES_URL"),
-        sql_timeout_seconds=_seconds(env, "FRIREN_SQL_TIMEOUT_SECONDS"),
+        sql_timeout_seconds=_above(env, "FRIREN_SQL_TIMEOUT_SECONDS", 0.0),
         redis_url=_url(env, "FRIREN_REDIS_URL"),
         redis_prefix=_raw(env, "FRIREN_REDIS_PREFIX"),
         alpaca_key_id=key_id,
@@ -339,7 +340,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         broker_csv=broker_csv,
         broker_account=_raw(env, "FRIREN_BROKER_ACCOUNT"),
         lot_method=_choice(env, "FRIREN_LOT_METHOD"),
-        risk_free_rate=_number(env, "FRIREN_RISK_FREE_RATE"),
+        risk_free_rate=_above(env, "FRIREN_RISK_FREE_RATE", -1.0),
         # Kept as given (Dagster wants it absolute and checks it), not resolved here.
         dagster_home=Path(dagster_home) if dagster_home else None,
         dagster_postgres_url=_url(env, "FRIREN_DAGSTER_POSTGRES_URL"),

@@ -186,3 +186,19 @@ def test_the_dagster_environment_is_set_for_dagster_only_by_config(
 
 
 _EVENT_SWITCH = ("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS",)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("FRIREN_RISK_FREE_RATE", "-5", "an annual fraction above -1"),
+        ("FRIREN_RISK_FREE_RATE", "-1", "an annual fraction above -1"),
+        ("FRIREN_SQL_TIMEOUT_SECONDS", "0", "seconds > 0"),
+        ("FRIREN_SQL_TIMEOUT_SECONDS", "soon", "is not a number"),
+    ],
+)
+def test_numbers_outside_their_range_are_refused_at_load(
+    name: str, value: str, expected: str
+) -> None:
+    with pytest.raises(ConfigError, match=f"{name}='{value}' .*{expected}"):
+        load_settings({name: value})
