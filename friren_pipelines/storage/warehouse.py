@@ -4,15 +4,15 @@ Layout: `<root>/<dataset>/<key>=<value>/.../data.parquet`, e.g.
 `warehouse/bars_1d/symbol=AAPL/year=2024/data.parquet`. Files are zstd-compressed and written
 deterministically (same rows → same bytes), to a hidden temporary file in the same folder
 (`stage`) that is then renamed over the old one (`publish`): a reader, or a run killed
-mid-write, sees the old file or the new one, never half of either. Leftover temporaries of killed runs are hidden from readers (they start
-with '.') and removed by a later write to that folder once an hour old.
+mid-write, sees the old file or the new one, never half of either. Leftover temporaries of
+killed writers are hidden from readers (they start with '.') and removed by the next write of
+that file.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,7 +21,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 PARTITION_FILE = "data.parquet"
-STALE_TEMPORARY_SECONDS = 3600
 _SAFE_VALUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
 
 Partition = Sequence[tuple[str, str]]
@@ -58,13 +57,13 @@ class Warehouse:
 
     def stage(self, dataset: str, partition: Partition, table: pa.Table) -> Path:
         """Write `table` as a hidden temporary beside the partition's file, invisible to readers
-        until `publish` renames it over that file."""
+        until `publish` renames it over that file. Other temporaries in the folder are leftovers
+        of killed writers and are removed: the caller holds the file's write lock
+        (`storage.write.replace`), so no live writer is staging beside it."""
         target = self.path(dataset, partition)
         target.parent.mkdir(parents=True, exist_ok=True)
-        for stale in target.parent.glob(f".{PARTITION_FILE}.*.tmp"):
-            # Only leftovers of killed runs: a concurrent writer's file is seconds old.
-            if time.time() - stale.stat().st_mtime > STALE_TEMPORARY_SECONDS:
-                stale.unlink(missing_ok=True)
+        for leftover in target.parent.glob(f".{PARTITION_FILE}.*.tmp"):
+            leftover.unlink(missing_ok=True)
         temporary = target.parent / f".{PARTITION_FILE}.{uuid.uuid4().hex}.tmp"
         try:
             pq.write_table(

@@ -236,3 +236,14 @@ def test_overlapping_writers_wait_for_each_other_and_both_succeed(
         "SELECT symbol, count(*), count(DISTINCT open) FROM market_data_bars GROUP BY 1"
     )
     assert sorted(stored) == [(f"P{i}", ROWS_PER_PIECE, ROWS_PER_PIECE) for i in range(3)]
+
+
+def test_the_next_write_of_a_file_removes_what_a_killed_writer_left_beside_it(
+    stores: Stores,
+) -> None:
+    fills = next(t for t in TABLES if t.name == "fills")
+    replace(stores, _pieces(fills, version=1))
+    folder = stores.warehouse.path("fills", _pieces(fills, 1)[0].partition).parent
+    (folder / ".data.parquet.0123abcd.tmp").write_bytes(b"PAR1 half a file")  # a SIGKILL's
+    replace(stores, _pieces(fills, version=2)[:1])
+    assert sorted(p.name for p in folder.iterdir()) == ["data.parquet"]
