@@ -25,11 +25,16 @@ def settings() -> Settings:
 
 def instance(settings: Settings) -> dg.DagsterInstance:
     """The Dagster instance of DAGSTER_HOME (default: this folder, where dagster.yaml lives), so
-    that every run of a command is recorded and visible in the UI."""
+    that every run of a command is recorded and visible in the UI; runs an earlier command was
+    killed in are marked failed first."""
     import dagster as dg
 
+    from friren_pipelines.market_data.backfill import fail_abandoned_runs
+
     apply_dagster_environment(settings)
-    return dg.DagsterInstance.get()
+    instance = dg.DagsterInstance.get()
+    fail_abandoned_runs(instance)
+    return instance
 
 
 def definitions(settings: Settings) -> dg.Definitions:

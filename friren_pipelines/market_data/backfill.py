@@ -10,6 +10,8 @@ under `MAX_KEYS_PER_RUN` keys (`DAGSTER_EVENT_BATCH_SIZE`, set by the CLI, batch
 from __future__ import annotations
 
 import datetime as dt
+import os
+import socket
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -26,6 +28,9 @@ MAX_KEYS_PER_RUN = 1000
 # Dagster's run tags for a range of partition keys (not exported by the `dagster` namespace).
 PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
 PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
+# "<host>:<pid>" of the process running an in-process run: a run whose process is gone was
+# killed with it, and `fail_abandoned_runs` marks it failed instead of STARTED forever.
+RUNNER_TAG = "friren/runner"
 # Step-level events stay in the instance (and the UI); the terminal shows progress.
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -99,6 +104,16 @@ class BackfillError(RuntimeError):
     pass
 
 
+def check_history_start(start: dt.date, history_start: dt.date) -> None:
+    """Refuse a backfill from before the partitions' first day (`Settings.history_start`), in
+    one line naming both dates and the variable, instead of Dagster's invariant error."""
+    if start < history_start:
+        raise BackfillError(
+            f"start {start} is before FRIREN_HISTORY_START={history_start}, the first day the "
+            f"partitions offer; set FRIREN_HISTORY_START={start} (or earlier) to backfill it"
+        )
+
+
 def run_failure(result: dg.ExecuteInProcessResult) -> str:
     """What made an in-process run fail: step errors, then failed blocking checks."""
     messages = []
@@ -125,8 +140,35 @@ def run_job(
         instance=instance,
         raise_on_error=False,
         asset_selection=asset_selection,
-        tags=tags,
+        tags={**tags, RUNNER_TAG: f"{socket.gethostname()}:{os.getpid()}"},
     )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def fail_abandoned_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Mark failed the in-process runs of this host whose process is gone (killed mid-run), so
+    they do not stay STARTED forever; returns their ids."""
+    host = socket.gethostname()
+    active = dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED])
+    failed = []
+    for record in instance.get_run_records(filters=active):
+        run = record.dagster_run
+        runner_host, _, pid = run.tags.get(RUNNER_TAG, "").rpartition(":")
+        if runner_host == host and pid.isdigit() and not _alive(int(pid)):
+            instance.report_run_failed(
+                run, message=f"the process that ran it (pid {pid}) ended without finishing it"
+            )
+            failed.append(run.run_id)
+    return failed
 
 
 def execute(
