@@ -14,6 +14,7 @@ import os
 import socket
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import dagster as dg
 
@@ -114,13 +115,33 @@ def check_history_start(start: dt.date, history_start: dt.date) -> None:
         )
 
 
+class ErrorInfo(Protocol):
+    """What Dagster records of an exception (its `SerializableErrorInfo`)."""
+
+    @property
+    def message(self) -> str: ...
+    @property
+    def cls_name(self) -> str | None: ...
+    @property
+    def cause(self) -> ErrorInfo | None: ...
+
+
+def root_cause(error: ErrorInfo) -> str:
+    """The innermost error of a chain, in words: Dagster wraps the asset's own exception (the one
+    naming the bad input) in "Error occurred while executing op ...", with it as the cause."""
+    while error.cause is not None:
+        error = error.cause
+    kind, _, words = error.message.strip().partition(": ")
+    return words if words and kind.rsplit(".", 1)[-1] == error.cls_name else error.message.strip()
+
+
 def run_failure(result: dg.ExecuteInProcessResult) -> str:
-    """What made an in-process run fail: step errors, then failed blocking checks."""
+    """What made an in-process run fail: step errors' root causes, then failed blocking checks."""
     messages = []
     for event in result.get_step_failure_events():
         data = event.step_failure_data
         if data and data.error:
-            messages.append(data.error.message.strip())
+            messages.append(root_cause(data.error))
     for evaluation in result.get_asset_check_evaluations():
         if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR:
             messages.append(f"check {evaluation.check_name} failed: {evaluation.description}")

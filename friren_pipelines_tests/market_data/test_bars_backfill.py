@@ -194,3 +194,15 @@ def test_bars_still_forming_are_left_out() -> None:
     assert bars["timestamp"].max() == pd.Timestamp("2024-03-08 14:59", tz="UTC")
     assert len(bars) == 4 * 390 + 30 and bars.attrs["unfinished_bars"] == 360
     assert bars["session_date"].max() == dt.date(2024, 3, 8)
+
+
+def test_a_failed_backfill_ends_with_the_root_cause_naming_the_input(csv_source: Path) -> None:
+    (csv_source / "NANP.csv").write_text(
+        "Date,Open,High,Low,Close,Volume\n2024-03-13,10,11,9,10.5,100\n"
+        "2024-03-14,10,11,9,10.5,100\n2024-03-15,10,11,9,NaN,100\n"
+    )
+    result = friren("backfill", "--symbols", "NANP", "--start", "2024-03-01", "--end", "2024-03-31")
+    assert result.exit_code == 1
+    last = result.output.strip().splitlines()[-1]
+    assert "csv: NANP.csv" in last and "line 4" in last and "'close'" in last, last
+    assert "DagsterExecutionStepExecutionError" not in last and "Error occurred" not in last
