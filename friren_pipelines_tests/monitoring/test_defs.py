@@ -16,7 +16,7 @@ def test_platform_status_materializes_with_the_figures_as_numeric_metadata(
     friren_env: dict[str, str],
 ) -> None:
     backfill = CliRunner().invoke(
-        main, ["backfill", "--symbols", "AAPL", "--start", "2024-03-01", "--end", "2024-03-08"]
+        main, ["backfill", "--symbols", "AAPL", "--start", "2025-03-03", "--end", "2025-03-07"]
     )
     assert backfill.exit_code == 0, backfill.output
     defs = build_definitions(load_settings())
@@ -29,7 +29,7 @@ def test_platform_status_materializes_with_the_figures_as_numeric_metadata(
     assert result.success
     (materialization,) = result.asset_materializations_for_node("platform_status")
     metadata = materialization.metadata
-    assert metadata["bars_1d"] == dg.IntMetadataValue(252)
+    assert metadata["bars_1d"] == dg.IntMetadataValue(250)
     assert metadata["symbols_1d"] == dg.IntMetadataValue(1)
     assert metadata["stale_series"] == dg.IntMetadataValue(1)
     assert metadata["failed_runs"] == dg.IntMetadataValue(0)

@@ -65,7 +65,7 @@ def test_a_series_is_current_when_it_holds_the_last_bar_of_the_last_finished_ses
 def test_status_prints_totals_staleness_and_the_last_runs(friren_env: dict[str, str]) -> None:
     for symbol in ("AAPL", "MSFT"):
         backfill = friren(
-            "backfill", "--symbols", symbol, "--start", "2024-03-01", "--end", "2024-03-08"
+            "backfill", "--symbols", symbol, "--start", "2025-03-03", "--end", "2025-03-07"
         )
         assert backfill.exit_code == 0, backfill.output
 
@@ -73,7 +73,7 @@ def test_status_prints_totals_staleness_and_the_last_runs(friren_env: dict[str, 
     assert text.exit_code == 0, text.output
     lines = text.output.splitlines()
     assert "== Bars per timeframe ==" in lines
-    assert any(line.split()[:3] == ["1d", "2", "504"] for line in lines), text.output
+    assert any(line.split()[:3] == ["1d", "2", "500"] for line in lines), text.output
     assert "== Last runs ==" in lines and "SUCCESS" in text.output
     assert "none configured (no notifications table)" in lines
 
@@ -84,22 +84,22 @@ def test_status_prints_totals_staleness_and_the_last_runs(friren_env: dict[str, 
         if rows
     }
     assert [(r["timeframe"], r["symbols"], r["bars"]) for r in sections["totals"]] == [
-        ("1d", "2", "504")
+        ("1d", "2", "500")
     ]
     assert [(r["symbol"], r["bars"]) for r in sections["most_data"]] == [
-        ("AAPL", "252"),
-        ("MSFT", "252"),
+        ("AAPL", "250"),
+        ("MSFT", "250"),
     ]
     assert {(r["symbol"], r["latest_bar"]) for r in sections["staleness"]} == {
-        ("AAPL", "2024-12-31 14:30:00+00:00"),
-        ("MSFT", "2024-12-31 14:30:00+00:00"),
+        ("AAPL", "2025-12-31 14:30:00+00:00"),
+        ("MSFT", "2025-12-31 14:30:00+00:00"),
     }
     assert all(
         r["stale"] == "True" and int(r["sessions_behind"]) > 0 for r in sections["staleness"]
     )
     runs = sections["runs"]
     assert len(runs) == 2 and {r["status"] for r in runs} == {"SUCCESS"}
-    assert [r["partitions"] for r in runs] == ["MSFT|2024", "AAPL|2024"]  # newest first
+    assert [r["partitions"] for r in runs] == ["MSFT|2025", "AAPL|2025"]  # newest first
 
 
 def test_status_without_the_runs_section_works_before_anything_is_stored(

@@ -63,37 +63,37 @@ def postgres_or_none(request: pytest.FixtureRequest) -> str | None:
     return request.getfixturevalue("postgres_url") if request.param == "postgres" else None
 
 
-def _backfill_aapl_2024() -> None:
-    result = friren("backfill", "--symbols", "AAPL", "--start", "2024-03-01", "--end", "2024-03-08")
+def _backfill_aapl_2025() -> None:
+    result = friren("backfill", "--symbols", "AAPL", "--start", "2025-03-03", "--end", "2025-03-07")
     assert result.exit_code == 0, result.output
 
 
 def test_sql_reads_symbol_metadata_after_a_backfill_on_the_embedded_store(
     friren_env: dict[str, str],
 ) -> None:
-    _backfill_aapl_2024()
+    _backfill_aapl_2025()
     (row,) = _rows("select * from symbol_metadata")
-    assert (row["symbol"], row["timeframe"], row["total_bars"]) == ("AAPL", "1d", "252")
-    assert row["latest_bar"] == "2024-12-31 14:30:00+00:00"
-    assert _rows("select total_bars from sql.symbol_metadata") == [{"total_bars": "252"}]
-    assert _rows("select count(*) n from sql.market_data_bars") == [{"n": "252"}]
+    assert (row["symbol"], row["timeframe"], row["total_bars"]) == ("AAPL", "1d", "250")
+    assert row["latest_bar"] == "2025-12-31 14:30:00+00:00"
+    assert _rows("select total_bars from sql.symbol_metadata") == [{"total_bars": "250"}]
+    assert _rows("select count(*) n from sql.market_data_bars") == [{"n": "250"}]
     # Parquet and SQL side by side in one query; the existing Parquet queries are unchanged.
     joined = _rows(
         "select count(*) n from bars_1d b join sql.market_data_bars m using (symbol, timestamp)"
     )
-    assert joined == [{"n": "252"}]
+    assert joined == [{"n": "250"}]
 
 
 def test_sql_reads_symbol_metadata_after_a_backfill_on_postgres(
     friren_env: dict[str, str], postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FRIREN_POSTGRES_URL", postgres_url)
-    _backfill_aapl_2024()
+    _backfill_aapl_2025()
     (row,) = _rows("select * from symbol_metadata")
-    assert (row["symbol"], row["timeframe"], row["total_bars"]) == ("AAPL", "1d", "252")
-    assert row["earliest_bar"] == "2024-01-02 14:30:00+00:00"
+    assert (row["symbol"], row["timeframe"], row["total_bars"]) == ("AAPL", "1d", "250")
+    assert row["earliest_bar"] == "2025-01-02 14:30:00+00:00"
     assert _rows("select count(*) n, max(close) > 0 ok from sql.market_data_bars") == [
-        {"n": "252", "ok": "True"}
+        {"n": "250", "ok": "True"}
     ]
 
 
