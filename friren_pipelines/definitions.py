@@ -3,6 +3,10 @@ Definitions merged, with the resources built from the settings.
 
 Settings are read here, once: a bad value fails the load with a message naming the variable.
 The CLI builds the same object with `build_definitions` and runs its jobs.
+
+Every job runs its steps in the run's own process (`in_process_executor`): a step is seconds of
+work, while a process per step (Dagster's default) re-imports the project for each one
+(README, "Dagster instance").
 """
 
 import dagster as dg
@@ -21,7 +25,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         portfolio.defs,
         monitoring.defs,
         automation.build_defs(settings.home),
-        dg.Definitions(resources=build_resources(settings)),
+        dg.Definitions(resources=build_resources(settings), executor=dg.in_process_executor),
     )
 
 
