@@ -24,9 +24,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, cast
-
-import redis
+from typing import TYPE_CHECKING, Protocol, cast
 
 from friren_pipelines.account.snapshot import (
     AccountFetcher,
@@ -35,6 +33,9 @@ from friren_pipelines.account.snapshot import (
     BrokerFetchError,
 )
 from friren_pipelines.account.stats import COUNTERS, CacheStatistics
+
+if TYPE_CHECKING:
+    import redis
 
 
 class AccountUnavailableError(RuntimeError):

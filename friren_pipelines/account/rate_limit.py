@@ -33,14 +33,16 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
-import redis
 import requests
 from requests.adapters import HTTPAdapter
 
 from friren_pipelines.account.redis_namespace import connect
 from friren_pipelines.config import DEFAULT_REDIS_PREFIX
+
+if TYPE_CHECKING:
+    import redis
 
 
 @dataclass(frozen=True)

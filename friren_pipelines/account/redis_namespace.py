@@ -6,9 +6,14 @@ Every key is `<prefix><area>:<name>:<part>`; the prefix is the setting `FRIREN_R
 
 from __future__ import annotations
 
-import redis
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import redis
 
 
 def connect(url: str) -> redis.Redis:
     """A client with short socket timeouts: a Redis that hangs must not hang the readers."""
+    import redis  # imported on first use: loading the definitions needs no Redis client
+
     return redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)

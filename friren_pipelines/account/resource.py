@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING
 
 import dagster as dg
 from pydantic import Field, PrivateAttr
@@ -25,11 +26,13 @@ from friren_pipelines.account.cache import (
     RedisAccountStore,
 )
 from friren_pipelines.account.health import AccountHealth, is_account_healthy
-from friren_pipelines.account.rate_limit import RateLimiter, broker_rate_limiter
 from friren_pipelines.account.redis_namespace import connect
 from friren_pipelines.account.snapshot import AccountFetcher, AccountSnapshot
 from friren_pipelines.account.stats import CacheStatistics
 from friren_pipelines.config import DEFAULT_REDIS_PREFIX, ConfigError
+
+if TYPE_CHECKING:
+    from friren_pipelines.account.rate_limit import RateLimiter
 
 # Without Redis, every LiveAccount of a process with the same label shares one store.
 _process_stores: dict[str, MemoryAccountStore] = {}
@@ -91,6 +94,9 @@ class LiveAccount(dg.ConfigurableResource):
 
     def rate_limiter(self) -> RateLimiter:
         """The project's broker rate limiter: in Redis when `redis_url` is set, else in-process."""
+        # requests (its transport) is imported on first use: loading the definitions needs none.
+        from friren_pipelines.account.rate_limit import broker_rate_limiter
+
         return broker_rate_limiter(self.redis_url, self.redis_prefix)
 
     def account_fetcher(self) -> AccountFetcher:

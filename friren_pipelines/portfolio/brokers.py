@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
-import requests
 
 from friren_pipelines.account.snapshot import AccountSnapshot
 from friren_pipelines.core import calendar
@@ -250,6 +249,7 @@ class AlpacaBroker:
         return f"AlpacaBroker(base_url={self._client._base_url!s})"
 
     def _get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        import requests
         from alpaca.common.exceptions import APIError
 
         what = f"Alpaca GET {path}"
