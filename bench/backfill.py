@@ -121,6 +121,7 @@ def through_dagster(
             "FRIREN_HOME": str(home),
             "FRIREN_POSTGRES_URL": postgres_url,
             "FRIREN_SOURCE": "synthetic",
+            "FRIREN_HISTORY_START": case.start.isoformat(),  # the partitions offer the case
         }
     )
     timeframe = Timeframe.parse(case.timeframe)

@@ -166,6 +166,7 @@ def main() -> None:
         os.environ["FRIREN_HOME"] = str(home / "warehouse")
         os.environ["DAGSTER_HOME"] = str(home / "dagster")
         os.environ["FRIREN_SOURCE"] = "synthetic"
+        os.environ["FRIREN_HISTORY_START"] = "2023-01-01"  # the partitions offer 2023-2024
         daily, minute, sessions = (50, 10, 5) if args.quick else (500, 50, 20)
         from friren_pipelines.core import calendar
 

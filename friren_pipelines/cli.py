@@ -159,6 +159,12 @@ def backfill(symbol_list: str, start: str, end: str, timeframes: str) -> None:
         raise click.BadParameter(f"--end {end} is before --start {start}")
     tickers, wanted = _symbols(symbol_list), _timeframes(timeframes)
     settings = cli_support.settings()
+    from friren_pipelines.market_data.backfill import BackfillError, check_history_start
+
+    try:
+        check_history_start(first, settings.history_start)
+    except BackfillError as error:
+        raise click.ClickException(str(error)) from None
     instance = cli_support.instance(settings)
     defs = cli_support.definitions(settings)
     run_ids = run_backfill(instance, defs, tickers, first, last, timeframes=wanted)

@@ -14,6 +14,7 @@ Dagster reads its own `DAGSTER_*` variables from the process environment;
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import os
 from collections.abc import Mapping
@@ -26,12 +27,17 @@ ALPACA_FEEDS = ("iex", "sip", "delayed_sip", "otc")
 BROKERS = ("demo", "csv", "alpaca")
 LOT_METHODS = ("fifo", "average")  # core.lots.METHODS (a test keeps them equal)
 DEFAULT_REDIS_PREFIX = "friren:"
+# core.calendar.CALENDAR_START (a test keeps them equal; config stays free of pandas): no data
+# can start before the first session the trading calendar knows.
+EARLIEST_HISTORY_START = dt.date(1990, 1, 2)
 FLAG_VALUES = {
     **dict.fromkeys(("1", "true", "yes", "on"), True),
     **dict.fromkeys(("0", "false", "no", "off"), False),
 }
 
-Kind = Literal["folder", "file", "choice", "flag", "url", "secret", "text", "number", "count"]
+Kind = Literal[
+    "folder", "file", "choice", "flag", "url", "secret", "text", "number", "count", "date"
+]
 
 
 class ConfigError(ValueError):
@@ -165,6 +171,15 @@ VARIABLES: tuple[Variable, ...] = (
         accepts="an annual fraction above -1: 0.05 = 5 %",
     ),
     Variable(
+        "FRIREN_HISTORY_START",
+        "date",
+        "First day the partitions offer (older backfills are refused): `1d` bars from its year, "
+        "`1min`/`5min` bars from the week of the Monday on or before it, `fills` and "
+        "`portfolio_snapshots` from the first XNYS session on or after it",
+        default="2025-01-01",
+        accepts="a date, `YYYY-MM-DD`, from 1990-01-02",
+    ),
+    Variable(
         "DAGSTER_HOME",
         "folder",
         "Dagster instance (runs, events); `dagster.yaml` keeps them under `warehouse/.dagster`, "
@@ -218,6 +233,7 @@ class Settings:
     broker_account: str
     lot_method: str
     risk_free_rate: float  # annual, as a fraction
+    history_start: dt.date  # the first day the partitions offer
     dagster_home: Path | None  # None: chosen by `apply_dagster_environment`
     dagster_postgres_url: str | None = field(repr=False)
     dagster_event_batch_size: int
@@ -298,6 +314,17 @@ def _count(env: Mapping[str, str], name: str) -> int:
     return int(value)
 
 
+def _date(env: Mapping[str, str], name: str) -> dt.date:
+    value = _raw(env, name)
+    try:
+        day = dt.date.fromisoformat(value)
+    except ValueError:
+        day = None
+    if day is None or day < EARLIEST_HISTORY_START:
+        raise ConfigError(f"{name}={value!r} is not valid; expected {_BY_NAME[name].accepts}")
+    return day
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate every variable of `VARIABLES` (default: from the process environment)."""
     env = os.environ if env is None else env
@@ -341,6 +368,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         broker_account=_raw(env, "FRIREN_BROKER_ACCOUNT"),
         lot_method=_choice(env, "FRIREN_LOT_METHOD"),
         risk_free_rate=_above(env, "FRIREN_RISK_FREE_RATE", -1.0),
+        history_start=_date(env, "FRIREN_HISTORY_START"),
         # Kept as given (Dagster wants it absolute and checks it), not resolved here.
         dagster_home=Path(dagster_home) if dagster_home else None,
         dagster_postgres_url=_url(env, "FRIREN_DAGSTER_POSTGRES_URL"),

@@ -21,8 +21,8 @@ from friren_pipelines.resources import build_resources
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions.merge(
-        market_data.defs,
-        portfolio.defs,
+        market_data.build_defs(settings),
+        portfolio.build_defs(settings),
         monitoring.defs,
         automation.build_defs(settings.home),
         dg.Definitions(resources=build_resources(settings), executor=dg.in_process_executor),

@@ -85,13 +85,15 @@ def redis_url() -> Iterator[str]:
 
 @pytest.fixture
 def friren_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """Isolated FRIREN_* environment: warehouse and Dagster home under tmp_path, synthetic source."""
+    """Isolated FRIREN_* environment: warehouse and Dagster home under tmp_path, synthetic source,
+    partitions from the calendar's first session (tests backfill years from 1995 on)."""
     for name in list(os.environ):
         if name.startswith(("FRIREN_", "ALPACA_")) and not name.startswith("FRIREN_TEST_"):
             monkeypatch.delenv(name)
     env = {
         "FRIREN_HOME": str(tmp_path / "warehouse"),
         "DAGSTER_HOME": str(tmp_path / "dagster_home"),
+        "FRIREN_HISTORY_START": "1990-01-02",
     }
     (tmp_path / "dagster_home").mkdir()
     for name, value in env.items():

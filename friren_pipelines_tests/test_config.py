@@ -1,3 +1,4 @@
+import datetime as dt
 import os
 from pathlib import Path
 from typing import Any
@@ -5,6 +6,7 @@ from typing import Any
 import pytest
 
 from friren_pipelines.config import (
+    EARLIEST_HISTORY_START,
     LOT_METHODS,
     VARIABLES,
     ConfigError,
@@ -12,6 +14,7 @@ from friren_pipelines.config import (
     configuration_table,
     load_settings,
 )
+from friren_pipelines.core import calendar
 
 
 def test_defaults_are_the_embedded_setup() -> None:
@@ -202,3 +205,14 @@ def test_numbers_outside_their_range_are_refused_at_load(
 ) -> None:
     with pytest.raises(ConfigError, match=f"{name}='{value}' .*{expected}"):
         load_settings({name: value})
+
+
+def test_the_history_start_is_a_date_from_the_calendars_first_session() -> None:
+    assert load_settings({}).history_start == dt.date(2025, 1, 1)
+    assert load_settings({"FRIREN_HISTORY_START": "1990-01-02"}).history_start == dt.date(
+        1990, 1, 2
+    )
+    assert EARLIEST_HISTORY_START == calendar.CALENDAR_START
+    for bad in ("2025-13-01", "last year", "1989-12-29"):
+        with pytest.raises(ConfigError, match=f"FRIREN_HISTORY_START='{bad}' is not valid"):
+            load_settings({"FRIREN_HISTORY_START": bad})

@@ -28,7 +28,12 @@ from friren_pipelines.core.bars import (
     to_arrow,
     validate_bars,
 )
-from friren_pipelines.market_data.metadata import add_partition_metadata, column_schema, previews
+from friren_pipelines.market_data.metadata import (
+    add_partition_metadata,
+    column_schema,
+    previews,
+    record_run_totals,
+)
 from friren_pipelines.market_data.partitions import (
     BarsPartition,
     bars_partitions,
@@ -273,20 +278,6 @@ def partitions_metadata(
     return found
 
 
-def record_run_totals(context: dg.AssetExecutionContext, totals: dict[str, int | float]) -> None:
-    """A run's totals where the run page shows them: as run tags (`friren/<asset>/<name>`, at
-    the top of the run and filterable in the runs list) and in one log line. Not on the
-    partitions: each partition's materialization carries only its own figures."""
-    prefix = f"friren/{context.asset_key.to_user_string()}"
-    context.instance.add_run_tags(
-        context.run.run_id, {f"{prefix}/{name}": str(value) for name, value in totals.items()}
-    )
-    context.log.info(
-        f"{context.asset_key.to_user_string()} run totals: "
-        + ", ".join(f"{name}={value}" for name, value in totals.items())
-    )
-
-
 def build_bars_asset(timeframe: Timeframe) -> dg.AssetsDefinition:
     name = BARS.dataset_for(timeframe)
     partitions_def = bars_partitions(timeframe)
@@ -294,7 +285,7 @@ def build_bars_asset(timeframe: Timeframe) -> dg.AssetsDefinition:
     @dg.asset(
         name=name,
         group_name="market_data",
-        kinds={"parquet", "postgres"},
+        kinds={"parquet"},  # + the SQL store's kind, added by `defs.build_defs`
         owners=["team:market-data"],
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),

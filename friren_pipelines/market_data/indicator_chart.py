@@ -1,5 +1,6 @@
 """The picture of an indicator partition for the Dagster UI: candles of one symbol with SMA 20/50
-and the Bollinger bands, optionally volume, and RSI(14) in a panel below with its 30/70 lines.
+and the Bollinger bands, optionally volume, and RSI(14) in a panel below with its 30/70 lines;
+each line has a legend entry, and `chart_title` says what, of which symbol and when.
 
 Rendered headless with mplfinance on matplotlib's Agg backend as a small PNG (800×560 px); only
 the last `MAX_BARS` bars are drawn, so a partition of any size renders in a fraction of a second.
@@ -20,14 +21,22 @@ MAX_BARS = 300
 DPI = 80
 FIGSIZE = (10.0, 7.0)  # inches; × DPI = pixels
 _BAR_COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
-_PRICE_LINES = {  # indicator → line colour on the candles
-    "sma_20": "tab:blue",
-    "sma_50": "tab:orange",
-    "bb_upper": "tab:gray",
-    "bb_lower": "tab:gray",
+_PRICE_LINES = {  # indicator → line colour on the candles, legend entry (the bands share one)
+    "sma_20": ("tab:blue", "SMA 20"),
+    "sma_50": ("tab:orange", "SMA 50"),
+    "bb_upper": ("tab:gray", "Bollinger 20/2"),
+    "bb_lower": ("tab:gray", None),
 }
 _RSI = "rsi_14"
 _RSI_LEVELS = (30.0, 70.0)  # oversold / overbought, points
+WHAT = "candles, SMA 20/50, Bollinger 20/2; RSI 14"
+
+
+def chart_title(symbol: str, timeframe: Timeframe, period: str) -> str:
+    """What the chart shows, of what and when: `AAPL 1d 2024 (XNYS): candles, SMA 20/50,
+    Bollinger 20/2; RSI 14`; an intraday period is the week of its Monday, in New York time."""
+    when = period if timeframe == Timeframe.DAY1 else f"week of {period}, New York time"
+    return f"{symbol} {timeframe.value} {when} (XNYS): {WHAT}"
 
 
 def _one_symbol(frame: pd.DataFrame, what: str, title: str) -> None:
@@ -91,15 +100,22 @@ def render_indicator_chart(
         return values[name].to_numpy(dtype=np.float64, na_value=np.nan)
 
     rsi_panel = 2 if show_volume else 1
+
+    # A line with a label gets a legend entry in its panel (mplfinance draws the legend).
+    def labelled(label: str | None) -> dict[str, str]:
+        return {"label": label} if label else {}  # mplfinance refuses label=None
+
     plots = [
-        mpf.make_addplot(line(name), panel=0, color=color, width=0.8)
-        for name, color in _PRICE_LINES.items()
+        mpf.make_addplot(line(name), panel=0, color=color, width=0.8, **labelled(label))
+        for name, (color, label) in _PRICE_LINES.items()
         if not np.isnan(line(name)).all()  # mplfinance refuses an all-NaN line (warm-up only)
     ]
     rsi = line(_RSI)
     if not np.isnan(rsi).all():
         plots.append(
-            mpf.make_addplot(rsi, panel=rsi_panel, color="tab:purple", width=0.8, ylabel="RSI 14")
+            mpf.make_addplot(
+                rsi, panel=rsi_panel, color="tab:purple", width=0.8, ylabel="RSI 14", label="RSI 14"
+            )
         )
     plots += [
         mpf.make_addplot(
@@ -109,11 +125,12 @@ def render_indicator_chart(
             linestyle="--",
             width=0.6,
             ylim=(0, 100),
+            **labelled("oversold 30 / overbought 70" if level == _RSI_LEVELS[0] else None),
         )
         for level in _RSI_LEVELS
     ]
     intraday = Timeframe.parse(str(shown["timeframe"].iloc[0])).is_intraday
-    figure, _ = mpf.plot(
+    figure, axes = mpf.plot(
         candles,
         type="candle",
         style="yahoo",
@@ -129,6 +146,9 @@ def render_indicator_chart(
         warn_too_much_data=max_bars + 1,
     )
     try:
+        for panel in axes:
+            if panel.get_legend() is not None:  # in a corner, small, the lines seen through it
+                panel.legend(loc="upper left", fontsize=8, framealpha=0.7)
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png", dpi=DPI)
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import warnings
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from itertools import repeat
@@ -11,6 +12,9 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+
+from friren_pipelines.config import Settings
+from friren_pipelines.resources import storage_resource
 
 
 def column_schema(schema: pa.Schema, descriptions: Mapping[str, str]) -> dg.TableSchema:
@@ -152,3 +156,43 @@ def add_partition_metadata(
             asset_key=context.asset_key, partition_key=key, metadata=metadata
         )
     step._metadata_accumulator = accumulator
+
+
+def record_run_totals(
+    context: dg.AssetExecutionContext, totals: Mapping[str, int | float | str]
+) -> None:
+    """A run's totals where the run page shows them: as run tags (`friren/<asset>/<name>`, at
+    the top of the run and filterable in the runs list) and in one log line. Not on the
+    partitions: each partition's materialization carries only its own figures."""
+    prefix = f"friren/{context.asset_key.to_user_string()}"
+    context.instance.add_run_tags(
+        context.run.run_id, {f"{prefix}/{name}": str(value) for name, value in totals.items()}
+    )
+    context.log.info(
+        f"{context.asset_key.to_user_string()} run totals: "
+        + ", ".join(f"{name}={value}" for name, value in totals.items())
+    )
+
+
+def as_configured(
+    defs: dg.Definitions,
+    settings: Settings,
+    partitions: Mapping[dg.AssetKey, dg.PartitionsDefinition],
+) -> dg.Definitions:
+    """A domain's `defs` as these settings deploy them: each asset named in `partitions`
+    partitioned as given there (periods from `settings.history_start`), and the configured SQL
+    store's kind (`duckdb` or `postgres`, as `StorageResource.sql_kind` names it) beside
+    `parquet` in every asset's kinds, so that the UI's catalogue says where the rows are. Asset,
+    check and job names are unchanged."""
+    kind = storage_resource(settings).sql_kind
+
+    def configured(spec: dg.AssetSpec) -> dg.AssetSpec:
+        spec = spec.merge_attributes(kinds={kind})
+        if spec.key in partitions:
+            spec = spec.replace_attributes(partitions_def=partitions[spec.key])
+        return spec
+
+    with warnings.catch_warnings():
+        # Dagster 1.13 marks map_resolved_asset_specs preview; it is the way to re-declare specs.
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return defs.map_resolved_asset_specs(func=configured)

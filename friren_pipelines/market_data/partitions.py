@@ -6,6 +6,10 @@ Granularity per timeframe (arithmetic in the README):
 - 1min / 5min bars: watchlist symbol × week (the sessions from Monday to Friday, keyed by the Monday).
   50 symbols × 52 weeks × 22 years (2005–2026) = 57,200 keys; a week is ≤ 1,950 minute bars and
   one yfinance request (its 1m limit is 7 days per request).
+The periods start where the deployment's data starts (`FRIREN_HISTORY_START`, `Settings.history_start`):
+the year of that day, the week of the Monday on or before it. The assets are declared over every
+session of the trading calendar (`core.calendar.CALENDAR_START`) and the domain's `build_defs`
+narrows them to the settings' start, so the UI offers no period that can never be filled.
 Dagster stores a materialization event per key whatever its rows (batched on the desk's PostgreSQL
 instance, ~20 ms each on SQLite), so coarse keys keep backfills fast; both granularities stay under
 Dagster's recommended 100,000 keys per asset.
@@ -22,30 +26,36 @@ from friren_pipelines.core import calendar
 from friren_pipelines.core.bars import Timeframe
 from friren_pipelines.market_data.universe import UNIVERSE, WATCHLIST
 
-DAILY_HISTORY_START = "1990"
-INTRADAY_HISTORY_START = "2005-01-03"  # a Monday
-
-YEARS = dg.TimeWindowPartitionsDefinition(
-    cron_schedule="0 0 1 1 *",
-    start=DAILY_HISTORY_START,
-    fmt="%Y",
-    timezone=calendar.NEW_YORK,
-    end_offset=1,  # the current, unfinished year is a partition too
-)
-WEEKS = dg.WeeklyPartitionsDefinition(
-    start_date=INTRADAY_HISTORY_START,
-    day_offset=1,  # weeks start on Monday
-    timezone=calendar.NEW_YORK,
-    end_offset=1,
-)
-
 PERIOD_DIMENSION = {Timeframe.DAY1: "year", Timeframe.MIN1: "week", Timeframe.MIN5: "week"}
 
 
-def bars_partitions(timeframe: Timeframe) -> dg.MultiPartitionsDefinition:
+def first_period(timeframe: Timeframe, start: dt.date) -> str:
+    """The first period key of partitions starting at `start`: its year (1d), or the Monday on
+    or before it (1min, 5min)."""
+    return period_of(timeframe, start)
+
+
+def bars_partitions(
+    timeframe: Timeframe, start: dt.date = calendar.CALENDAR_START
+) -> dg.MultiPartitionsDefinition:
+    """Symbol × period keys from the period holding `start` (default: every calendar session);
+    the current, unfinished period is a key too."""
     if timeframe == Timeframe.DAY1:
-        return dg.MultiPartitionsDefinition({"symbol": UNIVERSE, "year": YEARS})
-    return dg.MultiPartitionsDefinition({"symbol": WATCHLIST, "week": WEEKS})
+        years = dg.TimeWindowPartitionsDefinition(
+            cron_schedule="0 0 1 1 *",
+            start=first_period(timeframe, start),
+            fmt="%Y",
+            timezone=calendar.NEW_YORK,
+            end_offset=1,
+        )
+        return dg.MultiPartitionsDefinition({"symbol": UNIVERSE, "year": years})
+    weeks = dg.WeeklyPartitionsDefinition(
+        start_date=first_period(timeframe, start),
+        day_offset=1,  # weeks start on Monday
+        timezone=calendar.NEW_YORK,
+        end_offset=1,
+    )
+    return dg.MultiPartitionsDefinition({"symbol": WATCHLIST, "week": weeks})
 
 
 @dataclass(frozen=True, order=True)

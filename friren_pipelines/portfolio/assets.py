@@ -2,7 +2,7 @@
 their events, realized lots, performance and compliance recomputed from the whole ledger.
 
 Partitioning. `fills` and `portfolio_snapshots` hold dated data and are partitioned by XNYS
-session (`SESSIONS`: weekdays minus exchange holidays), so a sync or a backfill touches only its
+session (`session_partitions`: weekdays minus exchange holidays), so a sync or a backfill touches only its
 dates and a range runs as one (`BackfillPolicy.single_run`). The other assets are functions of
 ALL stored fills (lots opened years ago close today), so they are unpartitioned and recomputed
 whole: matching a ledger of 100,000 fills takes about a second, far less than keeping per-date
@@ -20,14 +20,22 @@ import dagster as dg
 import pandas as pd
 
 from friren_pipelines.core import calendar
+from friren_pipelines.core.bars import Timeframe
 from friren_pipelines.core.lots import position_events, positions_from_fills
 from friren_pipelines.core.performance import drawdowns
-from friren_pipelines.market_data.metadata import column_schema, picture, preview
+from friren_pipelines.market_data.metadata import (
+    add_partition_metadata,
+    column_schema,
+    picture,
+    preview,
+    record_run_totals,
+)
 from friren_pipelines.portfolio import charts, rows, store
 from friren_pipelines.portfolio.brokers import Broker
 from friren_pipelines.portfolio.resources import BrokerResource, LedgerResource
 from friren_pipelines.resources import StorageResource
 from friren_pipelines.storage.tables import (
+    BARS,
     COMPLIANCE,
     FILLS,
     PERFORMANCE,
@@ -39,18 +47,27 @@ from friren_pipelines.storage.tables import (
 )
 from friren_pipelines.storage.write import read_rows
 
-PORTFOLIO_HISTORY_START = dt.date(2015, 1, 2)
-SESSIONS = dg.TimeWindowPartitionsDefinition(
-    cron_schedule="0 0 * * 1-5",
-    start=PORTFOLIO_HISTORY_START.isoformat(),
-    fmt="%Y-%m-%d",
-    timezone=calendar.NEW_YORK,
-    end_offset=1,  # today's session is a partition while it trades
-    exclusions=[
-        dt.datetime.combine(day, dt.time())
-        for day in calendar.non_session_weekdays(PORTFOLIO_HISTORY_START, calendar.calendar_end())
-    ],
-)
+
+def session_partitions(
+    start: dt.date = calendar.CALENDAR_START,
+) -> dg.TimeWindowPartitionsDefinition:
+    """One key per XNYS session from the first on or after `start` (default: every session of
+    the calendar; the Definitions start at `Settings.history_start`, `defs.build_defs`)."""
+    first = calendar.sessions(start, start + dt.timedelta(days=14))[0]
+    return dg.TimeWindowPartitionsDefinition(
+        cron_schedule="0 0 * * 1-5",
+        start=first.isoformat(),
+        fmt="%Y-%m-%d",
+        timezone=calendar.NEW_YORK,
+        end_offset=1,  # today's session is a partition while it trades
+        exclusions=[
+            dt.datetime.combine(day, dt.time())
+            for day in calendar.non_session_weekdays(first, calendar.calendar_end())
+        ],
+    )
+
+
+SESSIONS = session_partitions()
 GROUP = "portfolio"
 OWNERS = ["team:trading-desk"]
 
@@ -63,7 +80,7 @@ def _asset_kwargs(table: Table, by_session: bool = False) -> dict[str, Any]:
         "name": table.name,
         "group_name": GROUP,
         "owners": OWNERS,
-        "kinds": {"parquet", "postgres"},
+        "kinds": {"parquet"},  # + the SQL store's kind, added by `defs.build_defs`
         "metadata": {"dagster/column_schema": column_schema(table.schema, table.descriptions)},
         **(sessions if by_session else {}),
     }
@@ -80,6 +97,19 @@ def _synced_sessions(
 def _table_metadata(table: Table, found: Sequence[dict[str, Any]]) -> dict[str, Any]:
     frame = table.to_arrow(found).to_pandas() if found else pd.DataFrame()
     return {"dagster/row_count": len(found), "preview": preview(frame)}
+
+
+def _sessions_metadata(
+    context: dg.AssetExecutionContext, table: Table, found: Sequence[dict[str, Any]], column: str
+) -> dict[str, dict[str, Any]]:
+    """Each session partition's own row count and preview (its rows: `column` is that session),
+    for `add_partition_metadata`; a session without rows shows 0 rows."""
+    by_session: dict[str, list[dict[str, Any]]] = {key: [] for key in context.partition_keys}
+    for row in found:
+        key = row[column].isoformat()
+        if key in by_session:
+            by_session[key].append(row)
+    return {key: _table_metadata(table, own) for key, own in by_session.items()}
 
 
 with warnings.catch_warnings():
@@ -101,16 +131,19 @@ with warnings.catch_warnings():
         )
         context.log.info(f"{len(found)} {source.kind} fills for {first}..{last}")
         shown = [rows.fill_row(fill, source.kind) for fill in found]
-        return dg.MaterializeResult(
-            metadata={
-                **_table_metadata(FILLS, shown),
-                "broker": source.kind,
-                "account": source.account,
+        add_partition_metadata(context, _sessions_metadata(context, FILLS, shown, "trade_date"))
+        record_run_totals(
+            context,
+            {
+                "run_rows": len(shown),
+                "run_partitions": len(context.partition_keys),
                 "new_fills": written.added,
                 "first_session": first.isoformat(),
                 "last_session": last.isoformat(),
-            }
+            },
         )
+        # True of every partition of the run: shown on each.
+        return dg.MaterializeResult(metadata={"broker": source.kind, "account": source.account})
 
     @dg.asset(**_asset_kwargs(PORTFOLIO_SNAPSHOTS, by_session=True))
     def portfolio_snapshots(
@@ -125,17 +158,30 @@ with warnings.catch_warnings():
         new = rows.snapshot_rows(source.account, values, now)
         store.replace_snapshots(storage, source.account, first, last, new)
         stored = read_rows(storage.sql, PORTFOLIO_SNAPSHOTS, "account = %s", [source.account])
-        metadata = {**_table_metadata(PORTFOLIO_SNAPSHOTS, new), "account": source.account}
+        own = _sessions_metadata(context, PORTFOLIO_SNAPSHOTS, new, "session_date")
+        # The account as of the run's last session: the live account's cache (today's row) and
+        # the equity curve of every stored session up to it, on that partition only.
+        latest = own[max(context.partition_keys)]
         if broker.live_account is not None:
             statistics = broker.live_account.statistics().as_metadata()
-            metadata.update({f"live_account/{name}": value for name, value in statistics.items()})
+            latest.update({f"live_account/{name}": value for name, value in statistics.items()})
         equity, initial = rows.equity_series(stored)
         if initial is not None and initial > 0:
-            png = charts.equity_curve_png(
-                equity, drawdowns(equity, initial), f"{source.account}: equity and drawdown"
-            )
-            metadata["equity_curve"] = picture(png, "equity curve with drawdown")
-        return dg.MaterializeResult(metadata=metadata)
+            title = charts.equity_title(source.account, equity)
+            png = charts.equity_curve_png(equity, drawdowns(equity, initial), title)
+            latest["equity_curve"] = picture(png, title)
+        add_partition_metadata(context, own)
+        record_run_totals(
+            context,
+            {
+                "run_rows": len(new),
+                "run_partitions": len(context.partition_keys),
+                "first_session": first.isoformat(),
+                "last_session": last.isoformat(),
+            },
+        )
+        # True of every partition of the run: shown on each.
+        return dg.MaterializeResult(metadata={"account": source.account})
 
 
 def _broker_accounts(storage: StorageResource, kind: str) -> dict[str, dt.date]:
@@ -254,8 +300,9 @@ def realized_lots(
         "realized_pnl_usd": float(sum(pnl.values(), Decimal(0))),
     }
     if pnl:
-        png = charts.pnl_by_symbol_png(pnl, f"realized P&L by symbol ({ledger.method})")
-        metadata["pnl_by_symbol"] = picture(png, "realized P&L by symbol")
+        title = charts.pnl_title(new, ledger.method)
+        png = charts.pnl_by_symbol_png(pnl, title)
+        metadata["pnl_by_symbol"] = picture(png, title)
     context.log.info(f"{len(new)} closed lots")
     return dg.MaterializeResult(metadata=metadata)
 
@@ -284,9 +331,19 @@ def headline_metadata(found: Sequence[dict[str, Any]]) -> dict[str, float]:
     return metrics
 
 
+# Open positions are marked at the daily closes (`store.daily_closes`): every stored year of
+# every symbol, so all of bars_1d's partitions. Only lineage: `recompute_ledger` neither
+# selects nor waits for the bars, it prices with what is stored.
+DAILY_BARS = dg.AssetKey(BARS.dataset_for(Timeframe.DAY1))
+
+
 @dg.asset(
     **_asset_kwargs(PERFORMANCE),
-    deps=[realized_lots, portfolio_snapshots],
+    deps=[
+        realized_lots,
+        portfolio_snapshots,
+        dg.AssetDep(DAILY_BARS, partition_mapping=dg.AllPartitionMapping()),
+    ],
 )
 def performance(
     context: dg.AssetExecutionContext, storage: StorageResource, ledger: LedgerResource

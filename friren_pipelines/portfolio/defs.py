@@ -14,6 +14,7 @@ import datetime as dt
 import dagster as dg
 import pandas as pd
 
+from friren_pipelines.config import Settings
 from friren_pipelines.core import calendar
 from friren_pipelines.market_data.backfill import (
     PARTITION_RANGE_END_TAG,
@@ -22,11 +23,13 @@ from friren_pipelines.market_data.backfill import (
     run_failure,
     run_job,
 )
+from friren_pipelines.market_data.metadata import as_configured
 from friren_pipelines.portfolio.assets import (
     BROKER_SYNC_ASSETS,
     LEDGER_ASSETS,
-    PORTFOLIO_HISTORY_START,
+    fills,
     positions_reconciled,
+    session_partitions,
 )
 from friren_pipelines.portfolio.demo import DEMO_INCEPTION
 
@@ -42,11 +45,26 @@ RECOMPUTE_LEDGER = dg.define_asset_job(
     description="Recomputes positions, lots, performance and compliance from every stored fill.",
 )
 
-defs = dg.Definitions(
-    assets=[*BROKER_SYNC_ASSETS, *LEDGER_ASSETS],
-    asset_checks=[positions_reconciled],
-    jobs=[SYNC_BROKER, RECOMPUTE_LEDGER],
-)
+
+def build_defs(settings: Settings) -> dg.Definitions:
+    """The domain's assets, check and jobs for these settings: the dated assets' sessions start
+    at `settings.history_start`, and every asset's kinds name the configured SQL store."""
+    defs = dg.Definitions(
+        assets=[*BROKER_SYNC_ASSETS, *LEDGER_ASSETS],
+        asset_checks=[positions_reconciled],
+        jobs=[SYNC_BROKER, RECOMPUTE_LEDGER],
+    )
+    sessions = session_partitions(settings.history_start)
+    return as_configured(defs, settings, {asset.key: sessions for asset in BROKER_SYNC_ASSETS})
+
+
+def first_session(definitions: dg.Definitions) -> dt.date:
+    """The first session the loaded Definitions offer to the dated assets (`fills`)."""
+    partitions_def = definitions.resolve_assets_def(fills.key).partitions_def
+    assert partitions_def is not None
+    first = partitions_def.get_first_partition_key()
+    assert first is not None
+    return dt.date.fromisoformat(first)
 
 
 def _run(
@@ -79,7 +97,7 @@ def materialize_portfolio(
     if getattr((definitions.resources or {}).get("broker"), "kind", None) == "demo":
         start = min(start, DEMO_INCEPTION)
     today = calendar.session_of(pd.Timestamp.now(tz="UTC"))
-    days = calendar.sessions(max(start, PORTFOLIO_HISTORY_START), min(end, today))
+    days = calendar.sessions(max(start, first_session(definitions)), min(end, today))
     if days:
         tags = {
             PARTITION_RANGE_START_TAG: days[0].isoformat(),

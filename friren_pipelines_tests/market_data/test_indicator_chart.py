@@ -13,7 +13,12 @@ import pytest
 
 from friren_pipelines.core.bars import Timeframe, conform
 from friren_pipelines.core.indicators import compute_indicators, to_wide
-from friren_pipelines.market_data.indicator_chart import DPI, FIGSIZE, render_indicator_chart
+from friren_pipelines.market_data.indicator_chart import (
+    DPI,
+    FIGSIZE,
+    chart_title,
+    render_indicator_chart,
+)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -103,3 +108,33 @@ def test_refuses_several_symbols_missing_columns_and_no_bars(
         render_indicator_chart(bars, indicators.drop(columns=["rsi_14"]), "no rsi")
     with pytest.raises(ValueError, match="no bars to draw"):
         render_indicator_chart(bars.head(0), indicators, "empty")
+
+
+def test_every_line_has_a_legend_entry_and_the_title_says_what_where_and_when(
+    aapl_daily: tuple[pd.DataFrame, pd.DataFrame], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import matplotlib.figure
+
+    drawn: list[matplotlib.figure.Figure] = []
+    save = matplotlib.figure.Figure.savefig
+
+    def keep(figure: matplotlib.figure.Figure, *args: object, **kwargs: object) -> None:
+        drawn.append(figure)
+        save(figure, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", keep)
+    bars, indicators = aapl_daily
+    title = chart_title("AAPL", Timeframe.DAY1, "2017")
+    assert title == "AAPL 1d 2017 (XNYS): candles, SMA 20/50, Bollinger 20/2; RSI 14"
+    assert chart_title("AAPL", Timeframe.MIN1, "2021-08-23").startswith(
+        "AAPL 1min week of 2021-08-23, New York time (XNYS): "
+    )
+    render_indicator_chart(bars.tail(300), indicators.tail(300), title)
+    (figure,) = drawn
+    found = [axes.get_legend() for axes in figure.axes]
+    legends = [[text.get_text() for text in legend.get_texts()] for legend in found if legend]
+    assert legends == [
+        ["SMA 20", "SMA 50", "Bollinger 20/2"],
+        ["RSI 14", "oversold 30 / overbought 70"],
+    ]
+    assert title in [text.get_text() for text in figure.texts]

@@ -28,8 +28,8 @@ from dagster._core.definitions.data_version import (
 )
 
 from friren_pipelines.core.bars import Timeframe
-from friren_pipelines.market_data.bars import BARS_ASSETS, record_run_totals
-from friren_pipelines.market_data.indicator_chart import render_indicator_chart
+from friren_pipelines.market_data.bars import BARS_ASSETS
+from friren_pipelines.market_data.indicator_chart import chart_title, render_indicator_chart
 from friren_pipelines.market_data.indicators.checks import build_indicators_checks
 from friren_pipelines.market_data.indicators.compute import compute_writes
 from friren_pipelines.market_data.indicators.history import SymbolHistory, read_histories
@@ -40,6 +40,7 @@ from friren_pipelines.market_data.metadata import (
     column_schema,
     picture,
     preview,
+    record_run_totals,
 )
 from friren_pipelines.market_data.partitions import (
     PERIOD_DIMENSION,
@@ -89,7 +90,7 @@ def _chart(
     timeframe: Timeframe, history: SymbolHistory, write: IndicatorWrite, wide: pd.DataFrame
 ) -> dg.MetadataValue:
     """The partition's candles with its indicators, as an image for the asset page."""
-    title = f"{write.partition.symbol} {timeframe.value} {write.partition.period}"
+    title = chart_title(write.partition.symbol, timeframe, write.partition.period)
     start, end = write.rows
     bars = history.bars.slice(start, end - start).to_pandas()
     bars["timeframe"] = timeframe.value
@@ -103,7 +104,7 @@ def build_indicators_asset(timeframe: Timeframe) -> dg.AssetsDefinition:
     @dg.asset(
         name=name,
         group_name="market_data",
-        kinds={"parquet", "postgres", "talib"},
+        kinds={"parquet", "talib"},  # + the SQL store's kind, added by `defs.build_defs`
         owners=["team:market-data"],
         partitions_def=bars_partitions(timeframe),
         backfill_policy=dg.BackfillPolicy.single_run(),
