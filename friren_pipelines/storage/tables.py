@@ -201,17 +201,16 @@ INDICATORS = Table(
     in_sql=False,
 )
 
-# Long, one row per bar and indicator, in SQL: what the desk's systems query by name.
-INDICATOR_VALUES = Table(
-    "market_data_indicators",
+# The same in SQL, with the timeframe: one row per bar (migration 0006; the long layout, one row
+# per bar and indicator, is the view `market_data_indicators` over it).
+INDICATOR_ROWS = Table(
+    "market_data_indicators_wide",
     (
         Column("symbol", pa.string(), False, "Exchange ticker"),
         Column("timeframe", pa.string(), False, "1min, 5min or 1d"),
-        Column("timestamp", INSTANT, False, "Bar start, UTC"),
-        Column("indicator_name", pa.string(), False, "One of the indicators' column names"),
-        Column("indicator_value", pa.float64(), True, "NULL during the warm-up, never NaN"),
+        *INDICATORS.columns[1:],
     ),
-    key=("symbol", "timeframe", "timestamp", "indicator_name"),
+    key=("symbol", "timeframe", "timestamp"),
 )
 
 # --- portfolio ---------------------------------------------------------------------------------
@@ -490,7 +489,7 @@ TABLES: tuple[Table, ...] = (
     BARS,
     SYMBOL_METADATA,
     INDICATORS,
-    INDICATOR_VALUES,
+    INDICATOR_ROWS,
     FILLS,
     POSITIONS,
     POSITION_EVENTS,

@@ -11,8 +11,8 @@ One module per stage of a run:
 - `history`: each symbol's stored bars, read in one scan, and their fingerprint per period;
 - `repair`: the partitions a run writes, its own and the later ones whose history changed;
 - `compute`: TA-Lib over each symbol's history, into one wide frame;
-- `storage`: the wide Parquet files and long SQL rows (`storage.tables`' `INDICATORS` and
-  `INDICATOR_VALUES`) replaced in one write, and the readers of the checks;
+- `storage`: the Parquet files and SQL rows (`storage.tables`' `INDICATORS` and
+  `INDICATOR_ROWS`) replaced in one write, and the readers of the checks;
 - `checks`: the blocking checks over what a run wrote;
 - `asset`: the Dagster assets (look-back dependency, provenance, previews and charts).
 """

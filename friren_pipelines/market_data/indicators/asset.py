@@ -48,7 +48,7 @@ from friren_pipelines.market_data.partitions import (
     parse_partition,
 )
 from friren_pipelines.resources import StorageResource
-from friren_pipelines.storage.tables import INDICATOR_VALUES, INDICATORS
+from friren_pipelines.storage.tables import INDICATOR_ROWS, INDICATORS
 
 # Dagster tracks at most 99 upstream partitions per edge for staleness: the period itself + 98.
 LOOKBACK_PERIODS = 98
@@ -114,7 +114,7 @@ def build_indicators_asset(timeframe: Timeframe) -> dg.AssetsDefinition:
             f"Bollinger(20, 2) of every {timeframe.value} bar, computed with TA-Lib over the "
             f"symbol's entire stored history (equal to TA-Lib over the full series at every "
             f"partition boundary). Wide Parquet under `{name}/` (one row per bar, NULL during "
-            f"warm-up), long rows in SQL `{INDICATOR_VALUES.name}`. A run also rewrites later stored "
+            f"warm-up), the same rows in SQL `{INDICATOR_ROWS.name}` (long: the view `market_data_indicators`). A run also rewrites later stored "
             "partitions of its symbols whose history changed (logged as repairs)."
         ),
         metadata={

@@ -4,38 +4,31 @@ partitions in both, and the readers its checks use."""
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as pa_ds
 import pyarrow.parquet as pq
 
 from friren_pipelines.core.bars import BAR_SCHEMA, Timeframe
-from friren_pipelines.core.indicators import INDICATOR_NAMES, WIDE_COLUMNS, to_long
+from friren_pipelines.core.indicators import WIDE_COLUMNS
 from friren_pipelines.market_data.bars import partition_slice
 from friren_pipelines.market_data.indicators.compute import ComputedIndicators
 from friren_pipelines.market_data.indicators.history import FINGERPRINT_KEY, stored_periods
 from friren_pipelines.market_data.partitions import BarsPartition, parse_partition
-from friren_pipelines.storage.tables import BARS, INDICATOR_VALUES, INDICATORS
+from friren_pipelines.storage.tables import BARS, INDICATOR_ROWS, INDICATORS
 from friren_pipelines.storage.write import Piece, Stores, replace
 
 
 def store_indicators(
     storage: Stores, timeframe: Timeframe, computed: ComputedIndicators
 ) -> dict[str, int]:
-    """Replace the written partitions through `storage.write`: per partition its wide Parquet file
-    (with the fingerprint of the history it was computed from) and its slice of the long SQL
-    `market_data_indicators`, all in one write. Returns bytes per key."""
+    """Replace the written partitions through `storage.write`: per partition its Parquet file
+    (with the fingerprint of the history it was computed from) and its SQL rows (the same rows
+    with their timeframe), all in one write. Returns bytes per key."""
     wide = pa.Table.from_pandas(computed.wide, schema=INDICATORS.schema, preserve_index=False)
-    frame = computed.wide
-    long = to_long(
-        frame["symbol"],
-        timeframe,
-        frame["timestamp"],
-        {name: frame[name].to_numpy(dtype=np.float64, na_value=np.nan) for name in INDICATOR_NAMES},
-    )
-    values = pa.Table.from_pandas(long, schema=INDICATOR_VALUES.schema, preserve_index=False)
-    per_bar = len(INDICATOR_NAMES)  # `to_long` keeps the wide rows' order, one row per indicator
+    values = wide.add_column(
+        1, INDICATOR_ROWS.schema.field("timeframe"), pa.repeat(timeframe.value, wide.num_rows)
+    ).replace_schema_metadata(None)
     dataset = INDICATORS.dataset_for(timeframe)
     files, slices = [], []
     for index, write in enumerate(computed.writes):
@@ -51,8 +44,8 @@ def store_indicators(
         )
         slices.append(
             Piece(
-                INDICATOR_VALUES,
-                values.slice(rows.start * per_bar, (rows.stop - rows.start) * per_bar),
+                INDICATOR_ROWS,
+                values.slice(rows.start, rows.stop - rows.start),
                 where=partition_slice(timeframe, write.partition),
             )
         )
