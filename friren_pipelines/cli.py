@@ -245,8 +245,15 @@ def demo() -> None:
     from friren_pipelines.market_data.backfill import BackfillError
     from friren_pipelines.market_data.universe import UNIVERSE, WATCHLIST, listed_symbols, register
     from friren_pipelines.portfolio.defs import materialize_portfolio
+    from friren_pipelines.portfolio.demo import DEMO_INCEPTION
 
     settings = cli_support.settings()
+    if settings.broker == "demo" and settings.history_start > DEMO_INCEPTION:
+        raise click.ClickException(
+            f"the demo account trades from {DEMO_INCEPTION}, before FRIREN_HISTORY_START="
+            f"{settings.history_start}: its ledger could not be synced whole; set "
+            f"FRIREN_HISTORY_START={DEMO_INCEPTION} or earlier"
+        )
     dagster_home = apply_dagster_environment(settings)  # idempotent: `instance` applies it again
     instance = cli_support.instance(settings)
     defs = cli_support.definitions(settings)
@@ -256,7 +263,8 @@ def demo() -> None:
     today = dt.date.today()
     recent = calendar.sessions(today - dt.timedelta(days=20), today)
     click.echo(f"source: {settings.source}; warehouse: {settings.home}")
-    year_start = dt.date(today.year - 1, 1, 1)
+    # Since January 1 of last year, or the partitions' first day if that is later.
+    year_start = max(dt.date(today.year - 1, 1, 1), settings.history_start)
     run_backfill(instance, defs, universe, year_start, today, timeframes=[Timeframe.DAY1])
     intraday = [Timeframe.MIN1, Timeframe.MIN5]
     run_backfill(instance, defs, watchlist, recent[-10], recent[-1], timeframes=intraday)

@@ -7,9 +7,11 @@ import datetime as dt
 import io
 from collections.abc import Callable
 from decimal import Decimal
+from pathlib import Path
 
 import dagster as dg
-from click.testing import Result
+import pytest
+from click.testing import CliRunner, Result
 
 from friren_pipelines.market_data.universe import UNIVERSE, listed_symbols
 from friren_pipelines.portfolio.assets import BROKER_SYNC_ASSETS, LEDGER_ASSETS
@@ -73,3 +75,15 @@ def test_demo_account_materializes_every_portfolio_asset_and_reconciles(
     snapshot_event = instance.get_latest_materialization_event(dg.AssetKey("portfolio_snapshots"))
     assert snapshot_event is not None and snapshot_event.asset_materialization is not None
     assert "equity_curve" in snapshot_event.asset_materialization.metadata
+
+
+def test_the_demo_refuses_a_history_start_after_its_inception_before_storing_anything(
+    friren_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from friren_pipelines.cli import main
+
+    monkeypatch.setenv("FRIREN_HISTORY_START", "2026-06-01")
+    result = CliRunner().invoke(main, ["demo"])
+    assert result.exit_code == 1
+    assert "set FRIREN_HISTORY_START=2025-01-02 or earlier" in result.output.splitlines()[-1]
+    assert not Path(friren_env["FRIREN_HOME"]).exists()
