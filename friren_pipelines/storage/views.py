@@ -19,6 +19,8 @@ never wait for it:
   registered as the view `sql.<name>`.
 
 Only SELECT and EXPLAIN statements are accepted (`read_only_statements`): nothing is ever written.
+Files outside the warehouse cannot be read (DuckDB's external access is off but for the
+warehouse folder) and the connection's configuration is locked, so a query cannot undo either.
 """
 
 from __future__ import annotations
@@ -127,6 +129,7 @@ def connect_views(
     conn = duckdb.connect()
     conn.execute("SET TimeZone = 'UTC'")
     _create_parquet_views(conn, Warehouse(home))
+    _confine(conn, Path(home))
     wanted = list(sql_tables)
     if wanted:
         open_sql_tables(conn, home, wanted, postgres_url=postgres_url, lock_wait=lock_wait)
@@ -174,6 +177,15 @@ def _create_parquet_views(conn: Any, warehouse: Warehouse) -> list[str]:
             )
             names.append(folder.name)
     return names
+
+
+def _confine(conn: Any, home: Path) -> None:
+    """Only the warehouse's files are readable from here on (no other file, no extension
+    download), and no query can change that: the configuration is locked."""
+    allowed = f"{home.resolve()}/".replace("'", "''")
+    conn.execute(f"SET allowed_directories = ['{allowed}']")
+    conn.execute("SET enable_external_access = false")
+    conn.execute("SET lock_configuration = true")
 
 
 def _attach_embedded(conn: Any, path: Path, lock_wait: float) -> None:

@@ -190,3 +190,31 @@ def test_a_locked_embedded_store_is_waited_for_briefly_then_named(tmp_path: Path
         assert found.fetchall() == [(0,)]
     finally:
         writer.wait(timeout=30)
+
+
+@pytest.mark.parametrize(
+    ("query", "refusal"),
+    [
+        ("select * from read_csv('/etc/passwd')", "file system operations are disabled"),
+        ("select * from read_text('/etc/hostname')", "file system operations are disabled"),
+        ("select * from read_parquet('/tmp/*.parquet')", "file system operations are disabled"),
+        ("select current_setting('enable_external_access') as on", None),
+    ],
+)
+def test_sql_reads_no_file_outside_the_warehouse(
+    friren_env: dict[str, str], query: str, refusal: str | None
+) -> None:
+    _backfill_aapl_2025()
+    stored = _rows("select count(*) as n from bars_1d")
+    result = friren("sql", query)
+    if refusal is None:
+        assert result.output.splitlines() == ["on", "False"]
+    else:
+        assert result.exit_code != 0 and refusal in result.output
+    assert _rows("select count(*) as n from bars_1d") == stored  # the warehouse still reads
+
+
+def test_a_query_cannot_unlock_what_sql_may_read(tmp_path: Path) -> None:
+    conn = connect_views(tmp_path)
+    with pytest.raises(Exception, match="configuration has been locked"):
+        conn.execute("SET enable_external_access = true")
