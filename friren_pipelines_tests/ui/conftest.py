@@ -1,6 +1,7 @@
-"""A real Dagster UI for the browser tests: `dagster-webserver` and `dagster-daemon` on free
-127.0.0.1 ports over a scratch instance (a copy of the repository's dagster.yaml and
-workspace.yaml) and a scratch warehouse seeded with `friren backfill`, started once per session;
+"""A real Dagster UI for the browser tests, started as the README tells a desk to: the warm code
+server (`deploy/code_server.py`), `dagster-webserver` and the daemon (`deploy/daemon.py`) on free
+127.0.0.1 ports, sharing `deploy/workspace.yaml`, over a scratch instance (a copy of the
+repository's dagster.yaml) and a scratch warehouse seeded with `friren backfill`, once per session;
 Debian's Chromium driven by Playwright; a PNG of the page for every failed test.
 
 Chromium is the system package (`/usr/bin/chromium`, or FRIREN_TEST_CHROMIUM), never a browser
@@ -187,16 +188,28 @@ def dagster_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterUI]:
     root = tmp_path_factory.mktemp("dagster_ui")
     dagster_home, warehouse = root / "dagster_home", root / "warehouse"
     dagster_home.mkdir()
-    for name in ("dagster.yaml", "workspace.yaml"):
-        shutil.copy(REPO / name, dagster_home / name)
+    shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
     env = _scratch_env(warehouse, dagster_home)
-    port = _free_port()
-    logs = {name: root / f"{name}.log" for name in ("webserver", "daemon", "seed")}
+    port, code_port = _free_port(), _free_port()
+    # The README's UI set-up: one warm code server (deploy/code_server.py) that the webserver
+    # and the daemon (deploy/daemon.py) share through deploy/workspace.yaml, here on a free port.
+    workspace_yaml = (REPO / "deploy" / "workspace.yaml").read_text()
+    (dagster_home / "workspace.yaml").write_text(workspace_yaml.replace("4266", str(code_port)))
+    logs = {name: root / f"{name}.log" for name in ("code_server", "webserver", "daemon", "seed")}
     ui = DagsterUI(f"http://127.0.0.1:{port}", env, warehouse, dagster_home, logs)
     workspace = ["-w", str(dagster_home / "workspace.yaml")]
+    python, deploy = str(BIN / "python"), REPO / "deploy"
     processes = []
     try:
-        # The webserver loads its code location while the seed runs: both take ~15-25 s.
+        # The servers load the code location while the seed runs: both take ~15-25 s.
+        processes.append(
+            _start(
+                [python, str(deploy / "code_server.py"), "-h", "127.0.0.1", "-p", str(code_port)],
+                env,
+                dagster_home,
+                logs["code_server"],
+            )
+        )
         processes.append(
             _start(
                 [str(BIN / "dagster-webserver"), *workspace, "-h", "127.0.0.1", "-p", str(port)],
@@ -207,11 +220,14 @@ def dagster_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterUI]:
         )
         processes.append(
             _start(
-                [str(BIN / "dagster-daemon"), "run", *workspace], env, dagster_home, logs["daemon"]
+                [python, str(deploy / "daemon.py"), "run", *workspace],
+                env,
+                dagster_home,
+                logs["daemon"],
             )
         )
         _seed(env, dagster_home, logs["seed"])
-        _wait_for_code_location(ui, processes[0])
+        _wait_for_code_location(ui, processes[1])
         # The "Join the Dagster community" dialog would cover the first page a test opens.
         ui.graphql("mutation { setNuxSeen }")
         yield ui
