@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
+from urllib.parse import unquote, urlsplit
 
 SOURCES = ("synthetic", "csv", "yfinance", "alpaca")
 ALPACA_FEEDS = ("iex", "sip", "delayed_sip", "otc")
@@ -399,6 +400,21 @@ def apply_dagster_environment(settings: Settings) -> Path:
         "1" if settings.dagster_emit_partition_subset else "0"
     )
     return home
+
+
+def redact(text: str, *secrets: str | None) -> str:
+    """`text` with every secret replaced by ***: whatever a broker, a driver or a server echoes,
+    no key, token or password leaves through an error, a log line or an event. A URL secret
+    also hides its password alone, raw and decoded."""
+    hidden: set[str] = set()
+    for secret in filter(None, secrets):
+        hidden.add(secret)
+        if "://" in secret:
+            password = urlsplit(secret).password
+            hidden |= {password, unquote(password)} if password else set()
+    for value in sorted(hidden, key=len, reverse=True):  # a URL before the password inside it
+        text = text.replace(value, "***")
+    return text
 
 
 def configuration_table() -> str:

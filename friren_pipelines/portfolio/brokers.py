@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pandas as pd
 
 from friren_pipelines.account.snapshot import AccountSnapshot
+from friren_pipelines.config import redact
 from friren_pipelines.core import calendar
 from friren_pipelines.core.compliance import trade_date
 from friren_pipelines.core.fills import Fill, Side, parse_fills_csv
@@ -244,6 +245,7 @@ class AlpacaBroker:
         )
         self._account: str | None = None
         self._live_snapshot = live_snapshot
+        self._keys = (key_id, secret_key)
 
     def __repr__(self) -> str:
         return f"AlpacaBroker(base_url={self._client._base_url!s})"
@@ -256,7 +258,9 @@ class AlpacaBroker:
         try:
             return self._client.get(path, dict(params or {}))
         except APIError as error:
-            raise BrokerError(f"{what} answered HTTP {error.status_code}: {error!s:.200}") from None
+            # The body is the broker's words: it may echo the key it was sent.
+            answer = redact(f"{error!s:.200}", *self._keys)
+            raise BrokerError(f"{what} answered HTTP {error.status_code}: {answer}") from None
         except requests.Timeout:
             raise BrokerError(f"{what} timed out") from None
         except requests.RequestException as error:

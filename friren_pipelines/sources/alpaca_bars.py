@@ -36,6 +36,7 @@ from alpaca.data.requests import StockBarsRequest
 from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
 
 from friren_pipelines.account.rate_limit import RateLimiter, broker_rate_limiter, limit_session
+from friren_pipelines.config import redact
 from friren_pipelines.core import calendar
 from friren_pipelines.core.bars import Timeframe, conform, normalize_symbol
 from friren_pipelines.sources.base import (
@@ -100,6 +101,7 @@ class AlpacaBarSource:
         self.feed = DataFeed(feed)
         self.adjustment = adjustment
         self._client = StockHistoricalDataClient(key_id, secret_key, url_override=url_override)
+        self._keys = (key_id, secret_key)
         configure_client(self._client, timeout, retry_attempts, retry_wait_seconds, limiter)
 
     def fetch_bars(
@@ -130,7 +132,7 @@ class AlpacaBarSource:
                 if symbol in wanted
             ]
         except APIError as error:
-            raise _api_error(where, error) from None
+            raise _api_error(where, error, self._keys) from None
         except (ValueError, KeyError, TypeError, AttributeError) as error:
             # ValueError first: requests' JSONDecodeError is also an OSError.
             raise SourceDataError(f"{where}: Alpaca's reply is not bars ({error})") from None
@@ -160,12 +162,13 @@ def _new_york_midnight(day: dt.date) -> dt.datetime:
     return pd.Timestamp(day).tz_localize(calendar.NEW_YORK).to_pydatetime()
 
 
-def _api_error(where: str, error: APIError) -> SourceError:
+def _api_error(where: str, error: APIError, keys: tuple[str, str]) -> SourceError:
     status = error.status_code
     try:
         message = str(error.message)
     except (ValueError, KeyError, TypeError):
         message = str(error)[:200]
+    message = redact(message, *keys)  # the broker's words may echo the key it was sent
     text = f"{where}: Alpaca answered HTTP {status} ({message})"
     if status is None or status == 429 or status >= 500:
         return SourceUnavailableError(text)

@@ -25,11 +25,12 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Protocol
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
+from friren_pipelines.config import redact
 from friren_pipelines.storage import pg_copy
 
 MIGRATIONS_PACKAGE = "friren_pipelines.storage.migrations"
@@ -51,11 +52,7 @@ def redacted(url: str) -> str:
 
 def scrubbed(text: str, url: str) -> str:
     """`text` with the URL and its password (raw or decoded) replaced by ***."""
-    parts = urlsplit(url)
-    for secret in (url, parts.password, unquote(parts.password or "")):
-        if secret:
-            text = text.replace(secret, "***")
-    return text
+    return redact(text, url)
 
 
 @dataclass(frozen=True)

@@ -102,6 +102,20 @@ def test_not_authorized_answer_is_named_without_the_keys(alpaca: FakeHttpServer)
     assert KEY_ID not in message and SECRET not in message
 
 
+def test_a_broker_body_echoing_the_keys_is_redacted_from_the_error(
+    alpaca: FakeHttpServer,
+) -> None:
+    """Alpaca's documented error body is {"code": ..., "message": ...}; this one (built from that
+    schema, not recorded) echoes the credentials it was sent, as a proxy or a gateway may."""
+    echo = f'{{"code": 40310000, "message": "key {KEY_ID} with secret {SECRET} is not allowed"}}'
+    alpaca.route("GET", "/v2/positions", Reply(403, echo.encode()))
+    with pytest.raises(BrokerError) as raised:
+        _broker(alpaca).positions(TRADE_DATE)
+    message = str(raised.value)
+    assert "403" in message and "is not allowed" in message and "***" in message
+    assert KEY_ID not in message and SECRET not in message
+
+
 def test_reconciliation_fails_naming_symbols_and_both_quantities(
     friren_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, alpaca: FakeHttpServer
 ) -> None:

@@ -187,3 +187,14 @@ def test_invalid_symbol_reply_is_unknown_symbol(alpaca: FakeHttpServer) -> None:
     alpaca.route("GET", BARS, Reply(400, {"code": 42210000, "message": "invalid symbol: ZZZZ1"}))
     with pytest.raises(UnknownSymbolError, match=r"invalid symbol"):
         _fetch(_source(alpaca))
+
+
+def test_an_error_body_echoing_the_keys_never_carries_them(alpaca: FakeHttpServer) -> None:
+    """The documented error schema ({"code", "message"}); the echo of the keys is ours."""
+    echo = {"code": 40310000, "message": f"key {KEY} / {SECRET} is not entitled to sip"}
+    alpaca.route("GET", BARS, Reply(403, echo))
+    with pytest.raises(SourceError) as raised:
+        _fetch(_source(alpaca))
+    message = str(raised.value)
+    assert "HTTP 403" in message and "is not entitled to sip" in message
+    assert KEY not in message and SECRET not in message
