@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -311,3 +312,74 @@ def test_a_file_that_is_not_utf8_is_refused_naming_its_line_and_byte(tmp_path: P
         CsvBarSource(tmp_path).fetch_bars(
             ["LAT"], Timeframe.DAY1, dt.date(2021, 1, 1), dt.date(2021, 1, 31)
         )
+
+
+def test_one_fetch_of_many_files_equals_the_fetches_of_each_symbol(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """Files are converted together (one pass per column); each keeps its own dialect."""
+    everyday = [p for p in ALL_FILES if p.startswith("daily/") and "ORCL_1d_2000_yahoo" not in p]
+    folder = _folder_with(tmp_path, *everyday)
+    (folder / "SEMI_1d.csv").write_text(
+        "\ufeffDate;Open;High;Low;Close;Volume\r\n2021-01-05;1;2;0.5;1.5;100\r\n"
+        "\r\n2021-01-04; 1 ;2;0.5;1.25;90\r\n"
+    )
+    symbols = sorted({Path(p).name.split("_")[0] for p in everyday} | {"SEMI"})
+    source = CsvBarSource(folder)
+
+    together = source.fetch_bars(symbols, Timeframe.DAY1, *EVERYTHING)
+    alone = [source.fetch_bars([s], Timeframe.DAY1, *EVERYTHING) for s in symbols]
+
+    pd.testing.assert_frame_equal(together, pd.concat(alone, ignore_index=True), check_exact=True)
+    semi = together[together["symbol"] == "SEMI"]
+    assert list(semi["close"]) == [1.25, 1.5] and set(semi["adjustment"]) == {"raw"}
+
+
+def test_a_fetch_lists_the_folder_once(shared_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    listed = []
+    iterdir = Path.iterdir
+
+    def counting(self: Path) -> Iterator[Path]:
+        listed.append(self)
+        return iterdir(self)
+
+    monkeypatch.setattr(Path, "iterdir", counting)
+    CsvBarSource(shared_data / "daily").fetch_bars(
+        ["AAPL", "GOOG", "SPY", "YHOO"], Timeframe.DAY1, dt.date(2010, 1, 1), dt.date(2010, 1, 31)
+    )
+    assert len(listed) == 1
+
+
+def test_rows_short_of_an_unused_column_are_read_and_blank_lines_keep_line_numbers(
+    tmp_path: Path,
+) -> None:
+    source = _write(
+        tmp_path,
+        "X.csv",
+        "Date,Open,High,Low,Close,Volume,Stock Splits\n2021-01-04,1,2,0.5,1.5,100,0\n"
+        "2021-01-05,1,2,0.5,1.5,100\n",
+    )
+    bars = source.fetch_bars(["X"], Timeframe.DAY1, dt.date(2021, 1, 1), dt.date(2021, 1, 31))
+    assert list(bars["session_date"]) == [dt.date(2021, 1, 4), dt.date(2021, 1, 5)]
+
+    (tmp_path / "X.csv").write_text(
+        "Date,Open,High,Low,Close,Volume\n2021-01-04,1,2,0.5,1.5,100\n\n,,,,,\n"
+        "2021-01-05,1,2,0.5,1.5,lots\n"
+    )
+    with pytest.raises(SourceDataError) as caught:
+        source.fetch_bars(["X"], Timeframe.DAY1, dt.date(2021, 1, 1), dt.date(2021, 1, 31))
+    assert str(caught.value) == ("csv: X.csv (X) line 5, column 'volume': 'lots' is not a number")
+
+
+def test_the_first_bad_file_in_request_order_is_the_one_reported(tmp_path: Path) -> None:
+    header = "Date,Open,High,Low,Close,Volume\n"
+    (tmp_path / "A.csv").write_text(header + "2021-01-04,1,2,x,1.5,100\n")
+    (tmp_path / "B.csv").write_text(header + "2021-01-04,1,2,0.5,,100\n")
+    source = CsvBarSource(tmp_path)
+    january = (dt.date(2021, 1, 1), dt.date(2021, 1, 31))
+    with pytest.raises(SourceDataError, match=r"B.csv .*'close'"):
+        source.fetch_bars(["B", "A"], Timeframe.DAY1, *january)
+    with pytest.raises(SourceDataError, match=r"A.csv .*'low'"):
+        source.fetch_bars(["A", "ZZZ", "B"], Timeframe.DAY1, *january)
+    with pytest.raises(UnknownSymbolError, match="ZZZ"):
+        source.fetch_bars(["ZZZ", "A"], Timeframe.DAY1, *january)
