@@ -3,17 +3,26 @@
 Rules (all times in seconds, Unix epoch for `fetched_at`):
 
 - A value younger than `ttl_seconds` is a hit: answered from the store without any lock.
-- When it has expired, readers race for a refresh lock (Redis `SET NX PX`, or a lock in the
-  process). The winner checks the value again (another process may just have refreshed it),
-  then calls the broker once. The losers wait at most `wait_timeout_seconds` for the new value.
-- When the refresh fails (error, timeout, rate limit) the failure is remembered for
-  `retry_backoff_seconds`, during which nobody calls the broker again; readers get the previous
-  value flagged `stale=True`, as long as it is younger than `max_stale_seconds`. Past that age, or
-  with no value at all, the read raises `AccountUnavailableError` saying how old the last value is
-  and why the refresh failed.
+- When it has expired and the broker is believed healthy (the last refresh succeeded), readers
+  race for a refresh lock (Redis `SET NX PX`, or a lock in the process). The winner checks the
+  value again (another process may just have refreshed it), then calls the broker once. The
+  losers wait at most `wait_timeout_seconds` for the new value, else take the previous one.
+- When a refresh fails (error, timeout, rate limit), or outlives a waiter's
+  `wait_timeout_seconds`, the failure is remembered with the time it happened, and after a
+  broker failure nobody calls the broker again for `retry_backoff_seconds`. From then on until a
+  refresh succeeds the cache is in *crisis*: every read with a value younger than
+  `max_stale_seconds` is answered at once with it, flagged `stale=True`, and the first read after
+  each back-off starts ONE background refresh (single-flight through the same lock, so one in
+  flight across every process); nobody waits for the broker.
+- Readers wait only when there is no value young enough to serve (the first read, or a value
+  older than `max_stale_seconds`): the lock winner calls the broker (at most its timeout), the
+  others wait at most `wait_timeout_seconds`. Past `max_stale_seconds`, or with no value at all,
+  the read raises `AccountUnavailableError` saying how old the last value is and why the refresh
+  failed.
 
-Two stores with the same semantics: `RedisAccountStore` (shared by processes) and
-`MemoryAccountStore` (threads of one process, used when `FRIREN_REDIS_URL` is not set).
+Stores with the same semantics: `RedisAccountStore` (shared by processes), `MemoryAccountStore`
+(threads of one process, used when `FRIREN_REDIS_URL` is not set) and `RedisOrMemoryStore`
+(Redis while it answers, this process's copy while it does not: see its docstring).
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, cast
 
+from friren_pipelines.account.redis_namespace import RedisOutage, redis_errors
 from friren_pipelines.account.snapshot import (
     AccountFetcher,
     AccountSnapshot,
@@ -52,16 +62,45 @@ class CachedAccount:
     fetched_at: float  # Unix epoch seconds when the broker answered
 
 
+@dataclass(frozen=True)
+class RefreshFailure:
+    reason: str
+    failed_at: float  # Unix epoch seconds, from the cache's clock
+
+
+@dataclass(frozen=True)
+class StoreRead:
+    """What one read of the store found.
+
+    `fresh`: the value is younger than the TTL. The rest is filled only when it is not:
+    `refreshing`: a refresh lock is held; `failure`: the last failed refresh, kept until a value
+    is saved; `retry_blocked`: that failure is within its back-off.
+    """
+
+    entry: CachedAccount | None
+    fresh: bool
+    refreshing: bool = False
+    failure: RefreshFailure | None = None
+    retry_blocked: bool = False
+
+
 class AccountStore(Protocol):
     """Where the cache keeps the value, the refresh lock, the last failure and the counters."""
 
-    def read(self, now: float, ttl_seconds: float) -> tuple[CachedAccount | None, bool]:
-        """The value and whether it is younger than the TTL; counts a request (and a hit)."""
+    @property
+    def degraded(self) -> str | None:
+        """Why the shared store is not in use (a process copy serves instead), or None."""
+        ...
+
+    def read(self, now: float, ttl_seconds: float) -> StoreRead:
+        """The value and the refresh state; counts a request (and a hit)."""
         ...
 
     def load(self) -> CachedAccount | None: ...
 
-    def save(self, entry: CachedAccount) -> None: ...
+    def save(self, entry: CachedAccount) -> None:
+        """Store the value and forget the last failure."""
+        ...
 
     def try_lock(self, token: str, hold_seconds: float) -> bool: ...
 
@@ -71,7 +110,7 @@ class AccountStore(Protocol):
         """A value fetched after `than`, waiting while a refresh is in flight; None if none came."""
         ...
 
-    def record_failure(self, reason: str, backoff_seconds: float) -> None: ...
+    def record_failure(self, failure: RefreshFailure, backoff_seconds: float) -> None: ...
 
     def recent_failure(self) -> str | None:
         """The reason of the last failed refresh if it is within its back-off, else None."""
@@ -97,6 +136,7 @@ class AccountCache:
         broker_timeout_seconds: float = 5.0,
         retry_backoff_seconds: float = 5.0,
         clock: Callable[[], float] = time.time,
+        also_degraded: Callable[[], str | None] | None = None,
     ) -> None:
         for name, value in (
             ("ttl_seconds", ttl_seconds),
@@ -120,13 +160,23 @@ class AccountCache:
         self.broker_timeout_seconds = broker_timeout_seconds
         self.retry_backoff_seconds = retry_backoff_seconds
         self._clock = clock  # Unix epoch seconds; injectable for tests
+        self._also_degraded = also_degraded  # e.g. the rate limiter's own fallback
 
     def snapshot(self) -> AccountSnapshot:
         """The account, at most `ttl_seconds` old unless the broker cannot refresh it (`stale`)."""
-        entry, fresh = self._store.read(self._clock(), self.ttl_seconds)
-        if entry is not None and fresh:
+        now = self._clock()
+        state = self._store.read(now, self.ttl_seconds)
+        entry = state.entry
+        if entry is not None and state.fresh:
             return self._answer(entry)
-        reason = self._store.recent_failure()
+        servable = entry is not None and now - entry.fetched_at <= self.max_stale_seconds
+        failure = state.failure
+        if servable and failure is not None:
+            # Crisis: the last refresh failed. Answer now; one background refresh per back-off.
+            if not state.retry_blocked and not state.refreshing:
+                self._refresh_in_background()
+            return self._fallback(entry, failure.reason)
+        reason = failure.reason if failure is not None and state.retry_blocked else None
         if reason is None:
             token = uuid.uuid4().hex
             # A holder that crashed mid-call frees the lock after its broker timeout + 1 s.
@@ -140,32 +190,74 @@ class AccountCache:
             )
             if newer is not None:
                 return self._answer(newer)
-            reason = self._store.recent_failure() or (
-                f"the refresh in flight did not finish within {self.wait_timeout_seconds:g} s"
-            )
+            reason = self._store.recent_failure()
+            if reason is None:
+                # The refresh outlived our wait: a crisis for every reader until it saves a
+                # value, so nobody else waits for it (no back-off: it is not a broker answer).
+                reason = (
+                    f"the refresh in flight did not finish within {self.wait_timeout_seconds:g} s"
+                )
+                self._store.record_failure(RefreshFailure(reason, self._clock()), 0.0)
         return self._fallback(entry, reason)
 
+    def degraded(self) -> str | None:
+        """Why the shared cache or limiter runs on its in-process fallback, or None."""
+        reasons = [self._store.degraded, self._also_degraded() if self._also_degraded else None]
+        return "; ".join(dict.fromkeys(r for r in reasons if r)) or None
+
     def statistics(self) -> CacheStatistics:
-        return CacheStatistics.from_counts(self._store.counts())
+        return CacheStatistics.from_counts(self._store.counts(), degraded=self.degraded())
+
+    def _call_broker(self) -> CachedAccount | str:
+        """One broker call: the saved value, or why it failed (remembered for the back-off)."""
+        self._store.count("broker_calls")
+        try:
+            account = self._fetch()
+        except BrokerFetchError as error:
+            reason = str(error)
+        except Exception as error:
+            reason = f"the account fetch raised {type(error).__name__}"
+        else:
+            entry = CachedAccount(account, self._clock())
+            self._store.save(entry)
+            return entry
+        self._store.count("errors")
+        self._store.record_failure(
+            RefreshFailure(reason, self._clock()), self.retry_backoff_seconds
+        )
+        return reason
 
     def _refresh(self, previous: CachedAccount | None) -> AccountSnapshot:
         # Someone may have refreshed between our read and taking the lock.
         current = self._store.load()
         if current is not None and self._clock() - current.fetched_at <= self.ttl_seconds:
             return self._answer(current)
-        self._store.count("broker_calls")
-        try:
-            account = self._fetch()
-        except BrokerFetchError as error:
-            self._store.count("errors")
-            self._store.record_failure(str(error), self.retry_backoff_seconds)
-            return self._fallback(current or previous, str(error))
-        entry = CachedAccount(account, self._clock())
-        self._store.save(entry)
-        return self._answer(entry)
+        outcome = self._call_broker()
+        if isinstance(outcome, str):
+            return self._fallback(current or previous, outcome)
+        return self._answer(outcome)
+
+    def _refresh_in_background(self) -> None:
+        token = uuid.uuid4().hex
+        if not self._store.try_lock(token, self.broker_timeout_seconds + 1.0):
+            return  # another reader, here or in another process, is refreshing
+
+        def refresh() -> None:
+            try:
+                self._call_broker()
+            finally:
+                self._store.unlock(token)
+
+        threading.Thread(target=refresh, name=f"account-refresh-{self.label}", daemon=True).start()
 
     def _answer(self, entry: CachedAccount) -> AccountSnapshot:
-        return AccountSnapshot.of(entry.account, entry.fetched_at, self._clock(), self.ttl_seconds)
+        return AccountSnapshot.of(
+            entry.account,
+            entry.fetched_at,
+            self._clock(),
+            self.ttl_seconds,
+            degraded=self._store.degraded,
+        )
 
     def _fallback(self, entry: CachedAccount | None, reason: str) -> AccountSnapshot:
         if entry is None:
@@ -189,20 +281,34 @@ class AccountCache:
 class MemoryAccountStore:
     """The store for one process: a value, a lock and counters guarded by one condition."""
 
+    degraded = None
+
     def __init__(self) -> None:
         self._changed = threading.Condition(threading.Lock())
         self._entry: CachedAccount | None = None
         self._holder: tuple[str, float] | None = None  # (token, monotonic expiry)
-        self._failure: tuple[str, float] | None = None  # (reason, monotonic expiry)
+        self._failure: RefreshFailure | None = None  # the last failed refresh, until a save
+        self._retry_after = 0.0  # monotonic end of the failure's back-off
         self._counts: Counter[str] = Counter()
 
-    def read(self, now: float, ttl_seconds: float) -> tuple[CachedAccount | None, bool]:
+    def _refreshing(self) -> bool:
+        return self._holder is not None and self._holder[1] > time.monotonic()
+
+    def read(self, now: float, ttl_seconds: float) -> StoreRead:
         with self._changed:
             entry = self._entry
             fresh = entry is not None and now - entry.fetched_at <= ttl_seconds
             self._counts["requests"] += 1
             self._counts["hits"] += int(fresh)
-            return entry, fresh
+            if fresh:
+                return StoreRead(entry, True)
+            return StoreRead(
+                entry,
+                False,
+                refreshing=self._refreshing(),
+                failure=self._failure,
+                retry_blocked=self._failure is not None and self._retry_after > time.monotonic(),
+            )
 
     def load(self) -> CachedAccount | None:
         with self._changed:
@@ -211,11 +317,23 @@ class MemoryAccountStore:
     def save(self, entry: CachedAccount) -> None:
         with self._changed:
             self._entry = entry
+            self._failure = None
             self._changed.notify_all()
+
+    def remember(self, entry: CachedAccount) -> None:
+        """Keep `entry` if it is newer than ours (the copy of what Redis holds)."""
+        current = self._entry
+        if current is not None and current.fetched_at >= entry.fetched_at:
+            return  # the common case, without the lock
+        with self._changed:
+            if self._entry is None or self._entry.fetched_at < entry.fetched_at:
+                self._entry = entry
+                if self._failure is not None and self._failure.failed_at < entry.fetched_at:
+                    self._failure = None  # another process refreshed since our failure
 
     def try_lock(self, token: str, hold_seconds: float) -> bool:
         with self._changed:
-            if self._holder is not None and self._holder[1] > time.monotonic():
+            if self._refreshing():
                 return False
             self._holder = (token, time.monotonic() + hold_seconds)
             return True
@@ -234,21 +352,21 @@ class MemoryAccountStore:
             return None
 
         def settled() -> bool:
-            holder = self._holder
-            return newer() is not None or holder is None or holder[1] <= time.monotonic()
+            return newer() is not None or not self._refreshing()
 
         with self._changed:
             self._changed.wait_for(settled, timeout_seconds)
             return newer()
 
-    def record_failure(self, reason: str, backoff_seconds: float) -> None:
+    def record_failure(self, failure: RefreshFailure, backoff_seconds: float) -> None:
         with self._changed:
-            self._failure = (reason, time.monotonic() + backoff_seconds)
+            self._failure = failure
+            self._retry_after = time.monotonic() + backoff_seconds
 
     def recent_failure(self) -> str | None:
         with self._changed:
-            if self._failure is not None and self._failure[1] > time.monotonic():
-                return self._failure[0]
+            if self._failure is not None and self._retry_after > time.monotonic():
+                return self._failure.reason
             return None
 
     def count(self, counter: str) -> None:
@@ -259,8 +377,14 @@ class MemoryAccountStore:
         with self._changed:
             return {name: self._counts[name] for name in COUNTERS}
 
+    def forget_counts(self, counts: dict[str, int]) -> None:
+        """Subtract `counts` (once they have been added elsewhere)."""
+        with self._changed:
+            self._counts.subtract(counts)
 
-# One round trip per read: fetch the value and count the request (and the hit) atomically.
+
+# One round trip per read: fetch the value and count the request (and the hit) atomically; on a
+# miss, also whether a refresh is in flight and the last failure (with its back-off).
 _READ = """
 local v = redis.call('HMGET', KEYS[1], 'fetched_at', 'account')
 redis.call('HINCRBY', KEYS[2], 'requests', 1)
@@ -268,7 +392,9 @@ if v[1] and tonumber(ARGV[1]) - tonumber(v[1]) <= tonumber(ARGV[2]) then
   redis.call('HINCRBY', KEYS[2], 'hits', 1)
   return {v[1], v[2], 1}
 end
-return {v[1] or '', v[2] or '', 0}
+local f = redis.call('HMGET', KEYS[3], 'reason', 'failed_at')
+return {v[1] or '', v[2] or '', 0, redis.call('EXISTS', KEYS[4]), f[1] or '', f[2] or '',
+        redis.call('EXISTS', KEYS[5])}
 """
 
 _UNLOCK = """
@@ -278,17 +404,23 @@ return 0
 
 
 class RedisAccountStore:
-    """The store shared by every process: keys `<prefix>account:<label>:{value,lock,failure,stats}`.
+    """The store shared by every process: keys
+    `<prefix>account:<label>:{value,refresh-lock,refresh-failure,last-failure,stats}`.
 
     The value has no expiry: an old value is what lets the cache say how old it is in an outage.
+    `refresh-failure` is the back-off (it expires with it); `last-failure` lasts until a value is
+    saved, and marks the crisis.
     """
+
+    degraded = None
 
     def __init__(self, client: redis.Redis, *, prefix: str, label: str) -> None:
         self._redis = client
         base = f"{prefix}account:{label}:"
         self._value_key = base + "value"
         self._lock_key = base + "refresh-lock"
-        self._failure_key = base + "refresh-failure"
+        self._backoff_key = base + "refresh-failure"
+        self._failure_key = base + "last-failure"
         self._stats_key = base + "stats"
         self._read = client.register_script(_READ)
         self._unlock = client.register_script(_UNLOCK)
@@ -303,11 +435,28 @@ class RedisAccountStore:
             self._parsed = parsed
         return CachedAccount(parsed[1], float(fetched_at))
 
-    def read(self, now: float, ttl_seconds: float) -> tuple[CachedAccount | None, bool]:
-        fetched_at, payload, fresh = cast(
-            list, self._read(keys=[self._value_key, self._stats_key], args=[repr(now), ttl_seconds])
+    def read(self, now: float, ttl_seconds: float) -> StoreRead:
+        answer = cast(
+            list,
+            self._read(
+                keys=[
+                    self._value_key,
+                    self._stats_key,
+                    self._failure_key,
+                    self._lock_key,
+                    self._backoff_key,
+                ],
+                args=[repr(now), ttl_seconds],
+            ),
         )
-        return self._entry(fetched_at, payload), bool(fresh)
+        entry = self._entry(answer[0], answer[1])
+        if answer[2]:
+            return StoreRead(entry, True)
+        _, _, _, locked, reason, failed_at, blocked = answer
+        failure = RefreshFailure(reason.decode(), float(failed_at)) if failed_at else None
+        return StoreRead(
+            entry, False, refreshing=bool(locked), failure=failure, retry_blocked=bool(blocked)
+        )
 
     def load(self) -> CachedAccount | None:
         fetched_at, payload = cast(
@@ -316,10 +465,13 @@ class RedisAccountStore:
         return self._entry(fetched_at, payload)
 
     def save(self, entry: CachedAccount) -> None:
-        self._redis.hset(
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hset(
             self._value_key,
             mapping={"fetched_at": repr(entry.fetched_at), "account": entry.account.to_json()},
         )
+        pipe.delete(self._failure_key)
+        pipe.execute()
 
     def try_lock(self, token: str, hold_seconds: float) -> bool:
         return bool(self._redis.set(self._lock_key, token, nx=True, px=int(hold_seconds * 1000)))
@@ -346,17 +498,155 @@ class RedisAccountStore:
             time.sleep(min(pause, remaining))
             pause = min(pause * 2, 0.02)
 
-    def record_failure(self, reason: str, backoff_seconds: float) -> None:
+    def record_failure(self, failure: RefreshFailure, backoff_seconds: float) -> None:
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hset(
+            self._failure_key,
+            mapping={"reason": failure.reason, "failed_at": repr(failure.failed_at)},
+        )
         if backoff_seconds > 0:
-            self._redis.set(self._failure_key, reason, px=max(1, int(backoff_seconds * 1000)))
+            pipe.set(self._backoff_key, failure.reason, px=max(1, int(backoff_seconds * 1000)))
+        pipe.execute()
 
     def recent_failure(self) -> str | None:
-        reason = cast(bytes | None, self._redis.get(self._failure_key))
+        reason = cast(bytes | None, self._redis.get(self._backoff_key))
         return reason.decode() if reason is not None else None
 
     def count(self, counter: str) -> None:
         self._redis.hincrby(self._stats_key, counter, 1)
 
+    def add_counts(self, counts: dict[str, int]) -> None:
+        pipe = self._redis.pipeline(transaction=True)
+        for name, value in counts.items():
+            if value:
+                pipe.hincrby(self._stats_key, name, value)
+        pipe.execute()
+
     def counts(self) -> dict[str, int]:
         raw = cast(dict[bytes, bytes], self._redis.hgetall(self._stats_key))
         return {k.decode(): int(v) for k, v in raw.items()}
+
+
+class RedisOrMemoryStore:
+    """Redis while it answers, this process's copy while it does not.
+
+    Every value read from or saved to Redis is also kept in the process, so when Redis fails
+    (refused, reset, timed out) the cache keeps answering with the last value it saw, under the
+    same rules on one process: its own lock, failure memory and counters. `degraded` says so,
+    and the snapshot, health and statistics carry it. Redis is re-checked in the background with
+    a growing back-off (`RedisOutage`); when it answers, a newer value and the counters counted
+    meanwhile are written back to it, and reads go to Redis again.
+    """
+
+    def __init__(self, shared: RedisAccountStore, client: redis.Redis) -> None:
+        self._shared = shared
+        self._local = MemoryAccountStore()
+        self._outage = RedisOutage(client)
+        self._outage.on_recovery(self._write_back)
+        self._errors = redis_errors()
+
+    @property
+    def degraded(self) -> str | None:
+        reason = self._outage.degraded
+        return f"{reason}; answering from this process's cache" if reason else None
+
+    def _write_back(self) -> None:
+        mine = self._local.load()
+        if mine is not None:
+            theirs = self._shared.load()
+            if theirs is None or theirs.fetched_at < mine.fetched_at:
+                self._shared.save(mine)
+        counts = self._local.counts()
+        self._shared.add_counts(counts)
+        self._local.forget_counts(counts)
+
+    def _failed(self, error: Exception) -> None:
+        self._outage.failed(error)
+
+    def read(self, now: float, ttl_seconds: float) -> StoreRead:
+        if self._outage.usable():
+            try:
+                state = self._shared.read(now, ttl_seconds)
+            except self._errors as error:
+                self._failed(error)
+            else:
+                if state.entry is not None:
+                    self._local.remember(state.entry)
+                return state
+        return self._local.read(now, ttl_seconds)
+
+    def load(self) -> CachedAccount | None:
+        if self._outage.usable():
+            try:
+                entry = self._shared.load()
+            except self._errors as error:
+                self._failed(error)
+            else:
+                if entry is not None:
+                    self._local.remember(entry)
+                return entry
+        return self._local.load()
+
+    def save(self, entry: CachedAccount) -> None:
+        self._local.save(entry)
+        if self._outage.usable():
+            try:
+                self._shared.save(entry)
+            except self._errors as error:
+                self._failed(error)
+
+    def try_lock(self, token: str, hold_seconds: float) -> bool:
+        if self._outage.usable():
+            try:
+                return self._shared.try_lock(token, hold_seconds)
+            except self._errors as error:
+                self._failed(error)
+        return self._local.try_lock(token, hold_seconds)
+
+    def unlock(self, token: str) -> None:
+        self._local.unlock(token)  # a no-op unless the lock was taken here
+        if self._outage.usable():
+            try:
+                self._shared.unlock(token)
+            except self._errors as error:
+                self._failed(error)
+
+    def wait_for_newer(self, than: float | None, timeout_seconds: float) -> CachedAccount | None:
+        if self._outage.usable():
+            try:
+                return self._shared.wait_for_newer(than, timeout_seconds)
+            except self._errors as error:
+                self._failed(error)
+        return self._local.wait_for_newer(than, timeout_seconds)
+
+    def record_failure(self, failure: RefreshFailure, backoff_seconds: float) -> None:
+        self._local.record_failure(failure, backoff_seconds)
+        if self._outage.usable():
+            try:
+                self._shared.record_failure(failure, backoff_seconds)
+            except self._errors as error:
+                self._failed(error)
+
+    def recent_failure(self) -> str | None:
+        if self._outage.usable():
+            try:
+                return self._shared.recent_failure()
+            except self._errors as error:
+                self._failed(error)
+        return self._local.recent_failure()
+
+    def count(self, counter: str) -> None:
+        if self._outage.usable():
+            try:
+                return self._shared.count(counter)
+            except self._errors as error:
+                self._failed(error)
+        self._local.count(counter)
+
+    def counts(self) -> dict[str, int]:
+        if self._outage.usable():
+            try:
+                return self._shared.counts()
+            except self._errors as error:
+                self._failed(error)
+        return self._local.counts()

@@ -33,14 +33,25 @@ def format_snapshot(snapshot: AccountSnapshot) -> list[str]:
 
 
 def format_statistics(stats: CacheStatistics) -> list[str]:
-    return [f"{name:<24} {value}" for name, value in stats.as_metadata().items()]
+    """The counters; the degradation's reason has a line of its own (`format_degraded`)."""
+    return [
+        f"{name:<24} {value}"
+        for name, value in stats.as_metadata().items()
+        if name != "degraded_reason"
+    ]
+
+
+def format_degraded(reason: str | None) -> list[str]:
+    """One line when the shared cache is unreachable, none otherwise."""
+    return [f"DEGRADED                 {reason}"] if reason else []
 
 
 @click.command("account")
 def account() -> None:
     """Print the live account snapshot, its age, its health and the cache statistics.
 
-    Exits with status 1 when no account value young enough is available.
+    Exits with status 1 when no account value young enough is available. With Redis
+    unreachable the account is served from this process (one DEGRADED line says so), exit 0.
     """
     # Dagster, redis and the account modules load when the command runs, not for `friren --help`.
     from friren_pipelines.account.cache import AccountUnavailableError
@@ -56,9 +67,13 @@ def account() -> None:
         available = False
     else:
         click.echo("\n".join(format_snapshot(snapshot)))
-        click.echo(f"health                   {live.is_account_healthy().reason}")
+        health = live.is_account_healthy()
+        click.echo(f"health                   {'; '.join(health.reasons) or 'ok'}")
         available = True
+    statistics = live.statistics()
+    for line in format_degraded(statistics.degraded):
+        click.echo(line)
     click.echo("\ncache statistics")
-    click.echo("\n".join(format_statistics(live.statistics())))
+    click.echo("\n".join(format_statistics(statistics)))
     if not available:
         raise click.exceptions.Exit(1)

@@ -10,13 +10,20 @@ from friren_pipelines.account.snapshot import AccountSnapshot
 
 @dataclass(frozen=True)
 class AccountHealth:
+    """`reasons` make the account unhealthy; `warnings` do not (the account can trade) but say
+    what is running in a degraded mode, such as the shared cache being unreachable."""
+
     healthy: bool
     reasons: tuple[str, ...]
+    warnings: tuple[str, ...] = ()
 
     @property
     def reason(self) -> str:
-        """All reasons joined with '; ', or 'ok' when healthy."""
-        return "; ".join(self.reasons) if self.reasons else "ok"
+        """All reasons joined with '; ', or 'ok' when healthy; warnings follow in parentheses."""
+        text = "; ".join(self.reasons) if self.reasons else "ok"
+        if self.warnings:
+            text += f" (degraded: {'; '.join(self.warnings)})"
+        return text
 
     def __bool__(self) -> bool:
         return self.healthy
@@ -27,7 +34,7 @@ def is_account_healthy(
 ) -> AccountHealth:
     """Unhealthy when the account or its trading is blocked, the account is not ACTIVE, it is
     flagged pattern day trader, its equity is under `equity_floor` (USD) or the snapshot is
-    older than `max_age_seconds`."""
+    older than `max_age_seconds`. A degraded snapshot (Redis unreachable) is a warning only."""
     reasons = []
     if snapshot.account_blocked:
         reasons.append("account blocked")
@@ -43,4 +50,5 @@ def is_account_healthy(
         reasons.append(
             f"account data is {snapshot.age_seconds:.1f} s old (at most {max_age_seconds:g} s)"
         )
-    return AccountHealth(healthy=not reasons, reasons=tuple(reasons))
+    warnings = (snapshot.degraded,) if snapshot.degraded else ()
+    return AccountHealth(healthy=not reasons, reasons=tuple(reasons), warnings=warnings)

@@ -23,6 +23,12 @@ measures then never holds more calls than the limiter let through. Use it around
 or, for a `requests` session (what alpaca-py uses), once: `limit_session(session, limiter, bucket)`.
 With Redis the state lives in `<prefix>ratelimit:<bucket>:{window,blocked,quota}` and Redis'
 clock decides; without Redis it lives in the process.
+
+When Redis fails (refused, reset, timed out), the limiter does not: each process falls back to its
+own window holding `LOCAL_SHARE` of each bucket's calls (a quarter: 47 of 190 per 60 s), so up
+to four processes running through the outage together stay under the broker's 200. `degraded`
+says so. Redis is re-checked in the background (`RedisOutage`); for one window after it returns a
+call needs a slot in both, so the calls made locally still count.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 import requests
 from requests.adapters import HTTPAdapter
 
-from friren_pipelines.account.redis_namespace import connect
+from friren_pipelines.account.redis_namespace import RedisOutage, connect, redis_errors
 from friren_pipelines.config import DEFAULT_REDIS_PREFIX
 
 if TYPE_CHECKING:
@@ -54,6 +60,9 @@ class RateLimit:
         if self.calls < 1 or self.per_seconds <= 0:
             raise ValueError(f"{self} must allow at least 1 call per a positive number of seconds")
 
+
+# Share of a bucket's calls one process may make on its own while Redis is unreachable.
+LOCAL_SHARE = 0.25
 
 BROKER_RATE_LIMITS: Mapping[str, RateLimit] = {
     "alpaca-trading": RateLimit(calls=190, per_seconds=60.0),
@@ -95,6 +104,11 @@ class BrokerSaid:
 
 
 class _Backend(Protocol):
+    @property
+    def degraded(self) -> str | None:
+        """Why the shared state is not used (then a local fallback is), or None."""
+        ...
+
     def try_take(self, bucket: str, limit: RateLimit, slot_id: str) -> tuple[float, int]:
         """(0, 0) when the call `slot_id` was let through, else (seconds to wait, why)."""
         ...
@@ -152,6 +166,8 @@ return 1
 
 
 class _RedisBackend:
+    degraded = None
+
     def __init__(self, client: redis.Redis, prefix: str) -> None:
         self._prefix = prefix
         self._take = client.register_script(_TAKE)
@@ -190,6 +206,8 @@ class _RedisBackend:
 
 class _MemoryBackend:
     """The same rules for the threads of one process, on the local clock."""
+
+    degraded = None
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -232,6 +250,62 @@ class _MemoryBackend:
             till = now + block_for if block_for is not None else said.block_until_epoch
             if till is not None and till > self._blocked_until.get(bucket, 0.0):
                 self._blocked_until[bucket] = till
+
+
+class _RedisWithLocalFallback:
+    """Redis while it answers; else this process's own window at `LOCAL_SHARE` of each limit."""
+
+    def __init__(self, client: redis.Redis, prefix: str, local_share: float = LOCAL_SHARE) -> None:
+        self._redis = _RedisBackend(client, prefix)
+        self._local = _MemoryBackend()
+        self._share = local_share
+        self._outage = RedisOutage(client)
+        self._errors = redis_errors()
+        self._outage.on_recovery(self._recovered)
+        self._local_until = 0.0  # time.monotonic() until which local slots are still taken too
+        self._window_seconds = 0.0  # the longest window seen, for `_local_until`
+
+    @property
+    def degraded(self) -> str | None:
+        reason = self._outage.degraded
+        if reason is None:
+            return None
+        return f"{reason}; this process limits itself to {self._share:.0%} of each broker budget"
+
+    def _local_limit(self, limit: RateLimit) -> RateLimit:
+        return RateLimit(max(1, int(limit.calls * self._share)), limit.per_seconds)
+
+    def _recovered(self) -> None:
+        self._local_until = time.monotonic() + self._window_seconds
+
+    def try_take(self, bucket: str, limit: RateLimit, slot_id: str) -> tuple[float, int]:
+        self._window_seconds = max(self._window_seconds, limit.per_seconds)
+        if self._outage.usable():
+            if time.monotonic() < self._local_until:
+                wait, why = self._local.try_take(bucket, self._local_limit(limit), slot_id)
+                if wait > 0:
+                    return wait, why
+            try:
+                return self._redis.try_take(bucket, limit, slot_id)
+            except self._errors as error:
+                self._outage.failed(error)
+        return self._local.try_take(bucket, self._local_limit(limit), slot_id)
+
+    def complete(self, bucket: str, slot_id: str) -> None:
+        self._local.complete(bucket, slot_id)  # a no-op for a slot taken in Redis
+        if self._outage.usable():
+            try:
+                self._redis.complete(bucket, slot_id)
+            except self._errors as error:
+                self._outage.failed(error)
+
+    def record(self, bucket: str, said: BrokerSaid) -> None:
+        self._local.record(bucket, said)  # kept locally too: it serves during an outage
+        if self._outage.usable():
+            try:
+                self._redis.record(bucket, said)
+            except self._errors as error:
+                self._outage.failed(error)
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
@@ -282,11 +356,17 @@ class RateLimiter:
     def in_redis(
         cls, client: redis.Redis, prefix: str, limits: Mapping[str, RateLimit] = BROKER_RATE_LIMITS
     ) -> RateLimiter:
-        return cls(_RedisBackend(client, prefix), limits)
+        """Shared through Redis; while Redis is unreachable, local at `LOCAL_SHARE` of `limits`."""
+        return cls(_RedisWithLocalFallback(client, prefix), limits)
 
     @classmethod
     def in_process(cls, limits: Mapping[str, RateLimit] = BROKER_RATE_LIMITS) -> RateLimiter:
         return cls(_MemoryBackend(), limits)
+
+    @property
+    def degraded(self) -> str | None:
+        """Why the limiter runs on its local fallback (Redis unreachable), or None."""
+        return self._backend.degraded
 
     def _limit(self, bucket: str) -> RateLimit:
         try:

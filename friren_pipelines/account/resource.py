@@ -24,6 +24,7 @@ from friren_pipelines.account.cache import (
     AccountUnavailableError,
     MemoryAccountStore,
     RedisAccountStore,
+    RedisOrMemoryStore,
 )
 from friren_pipelines.account.health import AccountHealth, is_account_healthy
 from friren_pipelines.account.redis_namespace import connect
@@ -122,15 +123,17 @@ class LiveAccount(dg.ConfigurableResource):
         with self._cache_lock:
             if self._cache is None:
                 label = self.account_label or self.default_label()
-                store: AccountStore = (
-                    RedisAccountStore(
-                        connect(self.redis_url), prefix=self.redis_prefix, label=label
-                    )
-                    if self.redis_url
-                    else _process_store(label)
-                )
+                store: AccountStore
+                if self.redis_url:
+                    client = connect(self.redis_url)
+                    shared = RedisAccountStore(client, prefix=self.redis_prefix, label=label)
+                    store = RedisOrMemoryStore(shared, client)
+                else:
+                    store = _process_store(label)
+                fetcher = self.account_fetcher()
+                limiter = self.rate_limiter() if self.redis_url else None
                 self._cache = AccountCache(
-                    self.account_fetcher(),
+                    fetcher,
                     store,
                     label=label,
                     ttl_seconds=self.ttl_seconds,
@@ -138,6 +141,7 @@ class LiveAccount(dg.ConfigurableResource):
                     wait_timeout_seconds=self.wait_timeout_seconds,
                     broker_timeout_seconds=self.broker_timeout_seconds,
                     retry_backoff_seconds=self.retry_backoff_seconds,
+                    also_degraded=(lambda: limiter.degraded) if limiter else None,
                 )
             return self._cache
 
@@ -170,7 +174,9 @@ class LiveAccount(dg.ConfigurableResource):
         return self.snapshot().day_pl_pct
 
     def is_account_healthy(self) -> AccountHealth:
-        """Never raises for missing data: an unavailable account is unhealthy, with the reason."""
+        """Never raises for missing data or an outage: an unavailable account is unhealthy, with
+        the reason; a degraded one (Redis unreachable) is judged on its values, with a warning.
+        Only a wrong configuration (`ConfigError`) raises."""
         try:
             floor = Decimal(self.equity_floor)
         except InvalidOperation:
@@ -181,6 +187,12 @@ class LiveAccount(dg.ConfigurableResource):
             snapshot = self.snapshot()
         except AccountUnavailableError as error:
             return AccountHealth(healthy=False, reasons=(str(error),))
+        except ConfigError:
+            raise
+        except Exception as error:
+            return AccountHealth(
+                healthy=False, reasons=(f"account check failed: {type(error).__name__}",)
+            )
         return is_account_healthy(
             snapshot, equity_floor=floor, max_age_seconds=self.health_max_age_seconds
         )

@@ -80,11 +80,14 @@ class AccountSnapshot(BrokerAccount):
     `age_seconds` is the time between `fetched_at` and the read. `stale` is True when the value
     is older than the cache's TTL: the refresh failed, was rate limited or did not finish in time,
     and the previous value is served instead (never older than the cache's maximum stale age).
+    `degraded` says why the shared cache (Redis) is not in use, when it is not: the value then
+    comes from this process's cache and its broker calls from a local rate limiter.
     """
 
     fetched_at: dt.datetime
     age_seconds: float
     stale: bool
+    degraded: str | None = None
 
     @property
     def day_pl(self) -> Decimal:
@@ -100,7 +103,12 @@ class AccountSnapshot(BrokerAccount):
 
     @classmethod
     def of(
-        cls, account: BrokerAccount, fetched_at: float, now: float, ttl_seconds: float
+        cls,
+        account: BrokerAccount,
+        fetched_at: float,
+        now: float,
+        ttl_seconds: float,
+        degraded: str | None = None,
     ) -> AccountSnapshot:
         """`fetched_at` and `now` are Unix epoch seconds."""
         age = max(0.0, now - fetched_at)
@@ -109,4 +117,5 @@ class AccountSnapshot(BrokerAccount):
             fetched_at=dt.datetime.fromtimestamp(fetched_at, dt.UTC),
             age_seconds=age,
             stale=age > ttl_seconds,
+            degraded=degraded,
         )

@@ -19,7 +19,8 @@ class CacheStatistics:
     without waiting. misses: the other reads (expired or absent value). broker_calls: refresh
     attempts sent to the broker. errors: refresh attempts that failed. stale_answers: reads
     answered with a value older than the TTL. unanswered: reads that raised because no value
-    young enough existed.
+    young enough existed. degraded: why Redis is not in use, or None; while it is not, the
+    counts are this process's since the outage began (they are added to Redis when it returns).
     """
 
     requests: int = 0
@@ -28,6 +29,7 @@ class CacheStatistics:
     errors: int = 0
     stale_answers: int = 0
     unanswered: int = 0
+    degraded: str | None = None
 
     @property
     def misses(self) -> int:
@@ -44,11 +46,12 @@ class CacheStatistics:
         return self.hits / self.requests if self.requests else 0.0
 
     @classmethod
-    def from_counts(cls, counts: dict[str, int]) -> CacheStatistics:
-        return cls(**{name: int(counts.get(name, 0)) for name in COUNTERS})
+    def from_counts(cls, counts: dict[str, int], degraded: str | None = None) -> CacheStatistics:
+        return cls(**{name: int(counts.get(name, 0)) for name in COUNTERS}, degraded=degraded)
 
-    def as_metadata(self) -> dict[str, int | float]:
-        """Plain numbers for Dagster metadata and the CLI (no secrets can appear here)."""
+    def as_metadata(self) -> dict[str, int | float | str]:
+        """Plain values for Dagster metadata and the CLI (no secrets can appear here):
+        numbers, plus `degraded_reason` while Redis is unreachable."""
         return {
             "requests": self.requests,
             "hits": self.hits,
@@ -59,4 +62,6 @@ class CacheStatistics:
             "stale_answers": self.stale_answers,
             "unanswered": self.unanswered,
             "hit_ratio": round(self.hit_ratio, 6),
+            "redis_degraded": int(self.degraded is not None),
+            **({"degraded_reason": self.degraded} if self.degraded else {}),
         }

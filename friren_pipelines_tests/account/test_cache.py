@@ -18,7 +18,7 @@ from friren_pipelines.account.cache import (
 from friren_pipelines.account.snapshot import AccountSnapshot
 from friren_pipelines_tests.account.conftest import ACCOUNT_PATH, BrokerKeys
 from friren_pipelines_tests.account.workers import Readers, SharedRedis, read_together
-from friren_pipelines_tests.fakes.http import FakeHttpServer, Reply, recorded
+from friren_pipelines_tests.fakes.http import FakeHttpServer, Handler, Reply, recorded
 
 ACCOUNT = recorded("alpaca/trading_v2_account.json")
 MakeCache = Callable[..., AccountCache]
@@ -28,7 +28,9 @@ def broker_calls(alpaca: FakeHttpServer) -> int:
     return len(alpaca.calls(ACCOUNT_PATH))
 
 
-def prime_then_expire(cache: AccountCache, alpaca: FakeHttpServer, then: Reply) -> AccountSnapshot:
+def prime_then_expire(
+    cache: AccountCache, alpaca: FakeHttpServer, then: Handler
+) -> AccountSnapshot:
     """Cache a first value, have the broker answer `then` from now on, and wait until the value
     has just expired (50 ms past the cache's TTL); return the first value."""
     primed = cache.snapshot()

@@ -11,9 +11,11 @@ from types import TracebackType
 
 
 class TcpProxy:
-    def __init__(self, host: str, port: int):
+    """Forwards 127.0.0.1:`listen_port` (default: a free port) to `host`:`port`."""
+
+    def __init__(self, host: str, port: int, listen_port: int = 0):
         self._target = (host, port)
-        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener = socket.create_server(("127.0.0.1", listen_port))
         self.port = int(self._listener.getsockname()[1])
         self._stalled = threading.Event()
         self._closed = threading.Event()
