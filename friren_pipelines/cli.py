@@ -118,8 +118,10 @@ def run_backfill(
     end: dt.date,
     *,
     timeframes: Sequence[Timeframe],
+    delete_missing: bool = False,
 ) -> list[str]:
-    """Register the symbols, plan the runs, execute them with a progress bar; returns run ids."""
+    """Register the symbols, plan the runs, execute them with a progress bar; returns run ids.
+    The runs replace the sessions from `start` to `end` and keep the partitions' other bars."""
     from tqdm import tqdm
 
     from friren_pipelines.market_data.backfill import BackfillError, execute, plan
@@ -131,7 +133,7 @@ def run_backfill(
         new = register(instance, symbols, tickers)
         if new:
             click.echo(f"added to the {symbols.name}: {', '.join(new)}", err=True)
-        runs += plan(instance, timeframe, tickers, start, end)
+        runs += plan(instance, timeframe, tickers, start, end, delete_missing=delete_missing)
     if not runs:
         raise click.ClickException(f"no XNYS sessions between {start} and {end}")
     total = sum(r.keys for r in runs)
@@ -152,8 +154,16 @@ def run_backfill(
 @click.option("--start", required=True, help="First date, YYYY-MM-DD.")
 @click.option("--end", required=True, help="Last date, YYYY-MM-DD (inclusive).")
 @click.option("--timeframes", default="1d", show_default=True, help="Any of 1d,1min,5min.")
-def backfill(symbol_list: str, start: str, end: str, timeframes: str) -> None:
-    """Materialize the bars (and what depends on them) of SYMBOLS between START and END."""
+@click.option(
+    "--delete-missing",
+    is_flag=True,
+    help="Delete stored sessions in the range that the source no longer has (else: an error).",
+)
+def backfill(symbol_list: str, start: str, end: str, timeframes: str, delete_missing: bool) -> None:
+    """Materialize the bars (and what depends on them) of SYMBOLS between START and END.
+
+    Only the sessions from START to END are replaced; the other stored bars of their partitions
+    (the year for 1d, the week for 1min/5min) are kept."""
     first, last = _date(start), _date(end)
     if last < first:
         raise click.BadParameter(f"--end {end} is before --start {start}")
@@ -167,7 +177,9 @@ def backfill(symbol_list: str, start: str, end: str, timeframes: str) -> None:
         raise click.ClickException(str(error)) from None
     instance = cli_support.instance(settings)
     defs = cli_support.definitions(settings)
-    run_ids = run_backfill(instance, defs, tickers, first, last, timeframes=wanted)
+    run_ids = run_backfill(
+        instance, defs, tickers, first, last, timeframes=wanted, delete_missing=delete_missing
+    )
     click.echo(f"{len(run_ids)} runs succeeded: {', '.join(run_ids)}")
 
 

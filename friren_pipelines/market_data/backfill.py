@@ -5,6 +5,11 @@ Dagster instance like a UI-launched one. Dagster takes a run's keys as a rectang
 range × a period range) and orders dynamic symbols by insertion, not alphabetically, so the plan
 cuts the requested symbols into blocks that are contiguous in that order and keeps every run
 under `MAX_KEYS_PER_RUN` keys (`DAGSTER_EVENT_BATCH_SIZE`, set by the CLI, batches its events).
+
+A partition is a year or a week, wider than most requested ranges, so each run also carries the
+requested sessions as run tags (`SESSIONS_START_TAG`, `SESSIONS_END_TAG`): the bars asset then
+replaces exactly those sessions and keeps the partition's other stored bars (`SessionRange`). A run
+without them (a UI backfill, a sensor's run) replaces its partitions whole.
 """
 
 from __future__ import annotations
@@ -32,6 +37,11 @@ PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
 # "<host>:<pid>" of the process running an in-process run: a run whose process is gone was
 # killed with it, and `fail_abandoned_runs` marks it failed instead of STARTED forever.
 RUNNER_TAG = "friren/runner"
+# The sessions a `friren backfill` asked for (ISO dates, inclusive), and whether stored sessions
+# its source no longer has are deleted ("true") instead of refused (`SessionRange`).
+SESSIONS_START_TAG = "friren/sessions_start"
+SESSIONS_END_TAG = "friren/sessions_end"
+DELETE_MISSING_TAG = "friren/delete_missing"
 # Step-level events stay in the instance (and the UI); the terminal shows progress.
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -42,10 +52,61 @@ def refresh_job_name(timeframe: Timeframe) -> str:
 
 
 @dataclass(frozen=True)
+class SessionRange:
+    """The sessions a backfill replaces: New York session dates from `first` to `last`, inclusive.
+
+    Stored bars of those sessions are replaced by the source's; the partitions' other stored bars
+    are kept. A stored session the source no longer has is an error, unless `delete_missing`.
+    """
+
+    first: dt.date
+    last: dt.date
+    delete_missing: bool = False
+
+    @property
+    def tags(self) -> dict[str, str]:
+        tags = {SESSIONS_START_TAG: self.first.isoformat(), SESSIONS_END_TAG: self.last.isoformat()}
+        if self.delete_missing:
+            tags[DELETE_MISSING_TAG] = "true"
+        return tags
+
+    @classmethod
+    def from_tags(cls, tags: Mapping[str, str]) -> SessionRange | None:
+        """The range a run's tags carry, or None when they carry none (replace whole partitions).
+        Raises ValueError naming the tag that is half there or not a date."""
+        start, end = tags.get(SESSIONS_START_TAG), tags.get(SESSIONS_END_TAG)
+        if start is None and end is None:
+            return None
+        if start is None or end is None:
+            given, lacking = (
+                (SESSIONS_START_TAG, SESSIONS_END_TAG)
+                if end is None
+                else (SESSIONS_END_TAG, SESSIONS_START_TAG)
+            )
+            raise ValueError(f"run tag {given} is set but {lacking} is not; set both or neither")
+        dates = []
+        for name, text in ((SESSIONS_START_TAG, start), (SESSIONS_END_TAG, end)):
+            try:
+                dates.append(dt.date.fromisoformat(text))
+            except ValueError:
+                raise ValueError(f"run tag {name}={text!r} is not a date (YYYY-MM-DD)") from None
+        if dates[1] < dates[0]:
+            raise ValueError(
+                f"run tag {SESSIONS_END_TAG}={end} is before {SESSIONS_START_TAG}={start}"
+            )
+        delete = tags.get(DELETE_MISSING_TAG, "false")
+        if delete not in ("true", "false"):
+            raise ValueError(f"run tag {DELETE_MISSING_TAG}={delete!r} is not true or false")
+        return cls(dates[0], dates[1], delete_missing=delete == "true")
+
+
+@dataclass(frozen=True)
 class PlannedRun:
     timeframe: Timeframe
     symbols: tuple[str, ...]
     periods: tuple[str, ...]
+    # The requested sessions, when narrower replacement is wanted (see the module docstring).
+    sessions: SessionRange | None = None
 
     @property
     def keys(self) -> int:
@@ -57,6 +118,7 @@ class PlannedRun:
             PARTITION_RANGE_START_TAG: f"{self.symbols[0]}|{self.periods[0]}",
             PARTITION_RANGE_END_TAG: f"{self.symbols[-1]}|{self.periods[-1]}",
             "friren/backfill": f"{self.timeframe.value}",
+            **(self.sessions.tags if self.sessions else {}),
         }
 
 
@@ -79,7 +141,12 @@ def plan(
     symbols: Sequence[str],
     start: dt.date,
     end: dt.date,
+    *,
+    delete_missing: bool = False,
 ) -> list[PlannedRun]:
+    """Runs over the symbols' periods holding sessions from `start` to `end`; each run replaces
+    exactly those sessions (`SessionRange`, carried as run tags)."""
+    sessions = SessionRange(start, end, delete_missing=delete_missing)
     periods = periods_between(timeframe, start, end)
     if not periods:
         return []
@@ -96,6 +163,7 @@ def plan(
                         timeframe,
                         tuple(block[i : i + symbols_per_run]),
                         tuple(periods[j : j + periods_per_run]),
+                        sessions,
                     )
                 )
     return runs

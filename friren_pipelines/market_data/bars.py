@@ -4,16 +4,22 @@ A run covers many (symbol, period) keys and reads the source once for all of the
 break an ERROR rule of `core.bars` stop the run before anything is written; real-data quirks
 (WARNING rules) are stored as delivered and reported. After the write, a blocking check reads the
 stored partitions back and validates them again, so downstream assets never read bad bars.
+
+A run of `friren backfill` carries the sessions it asked for (`backfill.SessionRange`, run tags)
+and writes each partition merged (`merge_sessions`): the fetched bars replace the stored ones of
+those sessions only, so a week's backfill keeps the rest of its year. A run without the tags (UI
+backfill, sensor) replaces its partitions whole with what the source returns.
 """
 
 import dataclasses
 import datetime as dt
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 
 import dagster as dg
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.dataset as pa_ds
 
 from friren_pipelines.core import calendar
@@ -28,6 +34,7 @@ from friren_pipelines.core.bars import (
     to_arrow,
     validate_bars,
 )
+from friren_pipelines.market_data.backfill import SessionRange
 from friren_pipelines.market_data.metadata import (
     add_partition_metadata,
     column_schema,
@@ -59,12 +66,15 @@ def fetch_partitions(
     timeframe: Timeframe,
     partitions: Sequence[BarsPartition],
     now: pd.Timestamp | None = None,
+    *,
+    may_be_empty: Collection[str] = (),
 ) -> pd.DataFrame:
     """One bulk read covering every partition, cut back to exactly the partitions' rows.
 
     Bars still forming at `now` (default: the current time) are left out, so a partial bar is
     never stored as final; their count is in `attrs["unfinished_bars"]`. Raises ValueError naming
-    the partitions the source had no bars for (missing bars).
+    the partitions the source had no bars for (missing bars), but for the keys in `may_be_empty`
+    (whose stored bars the caller reconciles, `merge_sessions`).
     """
     now = now if now is not None else pd.Timestamp.now(tz="UTC")
     symbols = sorted({p.symbol for p in partitions})
@@ -76,7 +86,12 @@ def fetch_partitions(
     bars = fetched[finished.to_numpy()].reset_index(drop=True)
     bars.attrs = {**fetched.attrs, "unfinished_bars": int((~finished).sum())}
     ranges = partition_rows(bars, partitions)
-    missing = [partition.key for partition, rows in ranges if rows.start == rows.stop]
+    allowed = set(may_be_empty)
+    missing = [
+        partition.key
+        for partition, rows in ranges
+        if rows.start == rows.stop and partition.key not in allowed
+    ]
     if missing:
         shown = ", ".join(missing[:10]) + (
             f" and {len(missing) - 10} more" if len(missing) > 10 else ""
@@ -86,6 +101,63 @@ def fetch_partitions(
     chosen = chosen.reset_index(drop=True)
     chosen.attrs = dict(bars.attrs)
     return chosen
+
+
+def stored_in_sessions(stored: pd.DataFrame, sessions: SessionRange) -> pd.Series:
+    """Which rows of `stored` bars belong to the requested sessions (a boolean mask)."""
+    days = stored["session_date"]
+    return (days >= sessions.first) & (days <= sessions.last)
+
+
+def merge_sessions(
+    stored: pd.DataFrame,
+    fetched: pd.DataFrame,
+    sessions: SessionRange,
+    timeframe: Timeframe,
+    source: str,
+) -> pd.DataFrame:
+    """The partitions' bars after a backfill of the requested `sessions`, sorted by symbol then
+    timestamp: in those sessions the `fetched` bars (the stored ones replaced); in the other
+    sessions the stored bars kept as they are, and the fetched bars of sessions with none stored
+    added (a first backfill of a partition fills it whole). Carries `fetched`'s attrs plus
+    `kept_bars` (stored bars of other sessions) and `deleted_sessions`.
+
+    A stored session of the range the source returned no bars for is refused, in one line naming
+    each symbol and its sessions, unless `sessions.delete_missing`: then it is deleted. Both
+    frames are in the `core.bars` layout; the merge goes through Arrow, so it gives the same rows
+    and types (and the same Parquet bytes) as storing the fetched bars alone would.
+    """
+    inside = stored_in_sessions(stored, sessions).to_numpy()
+    fetched_inside = stored_in_sessions(fetched, sessions).to_numpy()
+    stored_days = pd.MultiIndex.from_arrays([stored["symbol"], stored["session_date"]])
+    fetched_days = pd.MultiIndex.from_arrays([fetched["symbol"], fetched["session_date"]])
+    held = stored_days[inside].unique()
+    gone = held[~held.isin(fetched_days[fetched_inside])]
+    lost: dict[str, list[dt.date]] = {}
+    for symbol, day in gone:
+        lost.setdefault(str(symbol), []).append(day)
+    if lost and not sessions.delete_missing:
+        raise ValueError(
+            f"{source} returned no {timeframe.value} bars for stored sessions "
+            + "; ".join(f"{symbol} {_days(days)}" for symbol, days in sorted(lost.items()))
+            + ": nothing was changed; pass --delete-missing to delete them"
+        )
+    kept = stored[~inside]
+    added = fetched_inside | ~fetched_days.isin(stored_days[~inside])
+    table = pa.concat_tables([to_arrow(kept), to_arrow(fetched[added])])
+    merged = from_arrow(table.sort_by([("symbol", "ascending"), ("timestamp", "ascending")]))
+    merged.attrs = {
+        **fetched.attrs,
+        "kept_bars": len(kept),
+        "deleted_sessions": sum(len(days) for days in lost.values()),
+    }
+    return merged
+
+
+def _days(days: Sequence[dt.date], shown: int = 10) -> str:
+    ordered = sorted(days)
+    text = ", ".join(day.isoformat() for day in ordered[:shown])
+    return text + (f" and {len(ordered) - shown} more" if len(ordered) > shown else "")
 
 
 def _window(partition: BarsPartition) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -305,7 +377,26 @@ def build_bars_asset(timeframe: Timeframe) -> dg.AssetsDefinition:
             f"reading {timeframe.value} bars of {len({p.symbol for p in partitions})} symbols "
             f"({len(partitions)} partitions) from {source.name}"
         )
-        bars = fetch_partitions(source, timeframe, partitions)
+        sessions = SessionRange.from_tags(context.run.tags)
+        if sessions is None:
+            bars = fetch_partitions(source, timeframe, partitions)
+        else:
+            # Only the requested sessions are replaced: the partitions' other stored bars stay.
+            stored, _ = read_partitions(storage, timeframe, partitions)
+            held = stored.loc[stored_in_sessions(stored, sessions).to_numpy()]
+            # A partition whose requested sessions are stored may come back empty: the merge
+            # then names the sessions the source lacks (or deletes them, if asked).
+            held_keys = {
+                f"{symbol}|{period_of(timeframe, day)}"
+                for symbol, day in zip(held["symbol"], held["session_date"], strict=True)
+            }
+            fetched = fetch_partitions(source, timeframe, partitions, may_be_empty=held_keys)
+            bars = merge_sessions(stored, fetched, sessions, timeframe, source.name)
+            context.log.info(
+                f"replacing the sessions {sessions.first}..{sessions.last}; kept "
+                f"{bars.attrs['kept_bars']} stored bars of other sessions, deleted "
+                f"{bars.attrs['deleted_sessions']} stored sessions the source no longer has"
+            )
         warnings = raise_on_errors(validate_bars(bars, timeframe))
         if warnings:
             # One event, not one per quirk: each stored log event costs milliseconds.
@@ -326,6 +417,8 @@ def build_bars_asset(timeframe: Timeframe) -> dg.AssetsDefinition:
                 "excluded_extended_hours": int(bars.attrs.get("excluded_extended_hours", 0)),
                 "unfinished_bars_left_out": int(bars.attrs.get("unfinished_bars", 0)),
                 "quirks_reported": sum(issue.count for issue in warnings),
+                "kept_bars": int(bars.attrs.get("kept_bars", 0)),
+                "deleted_sessions": int(bars.attrs.get("deleted_sessions", 0)),
             },
         )
         # True of every partition of the run: shown on each.
