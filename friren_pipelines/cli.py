@@ -51,9 +51,30 @@ def _date(text: str) -> dt.date:
         raise click.BadParameter(f"{text!r} is not a date (YYYY-MM-DD)") from None
 
 
-@click.group()
-def main() -> None:
+class _OneLineErrors(click.Group):
+    """Any failure ends in one line saying why (the cause, naming the input); the traceback and
+    Dagster's step logs only with `--verbose`."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as error:
+            if ctx.params.get("verbose"):
+                raise
+            first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise click.ClickException(f"{type(error).__name__}: {first}".rstrip(": ")) from None
+
+
+@click.group(cls=_OneLineErrors)
+@click.option("--verbose", is_flag=True, help="Show Dagster's step logs and full tracebacks.")
+def main(verbose: bool) -> None:
     """friren-pipelines: market data and portfolio history, durable and queryable."""
+    if verbose:
+        from friren_pipelines.market_data.backfill import CONSOLE_LOG_LEVEL
+
+        CONSOLE_LOG_LEVEL.set("INFO")
 
 
 def _register_domain_commands() -> None:
@@ -167,6 +188,12 @@ def backfill(symbol_list: str, start: str, end: str, timeframes: str, delete_mis
     first, last = _date(start), _date(end)
     if last < first:
         raise click.BadParameter(f"--end {end} is before --start {start}")
+    from friren_pipelines.core import calendar
+
+    try:  # before anything is registered or stored
+        calendar.sessions(first, last)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
     tickers, wanted = _symbols(symbol_list), _timeframes(timeframes)
     settings = cli_support.settings()
     from friren_pipelines.market_data.backfill import BackfillError, check_history_start

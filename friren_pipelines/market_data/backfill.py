@@ -18,6 +18,7 @@ import datetime as dt
 import os
 import socket
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -42,8 +43,10 @@ RUNNER_TAG = "friren/runner"
 SESSIONS_START_TAG = "friren/sessions_start"
 SESSIONS_END_TAG = "friren/sessions_end"
 DELETE_MISSING_TAG = "friren/delete_missing"
-# Step-level events stay in the instance (and the UI); the terminal shows progress.
-QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# What a run's Dagster logger prints on the terminal. Every event stays in the instance (and the
+# UI); the terminal shows progress and, on failure, one line with the cause. `friren --verbose`
+# sets INFO: step logs and tracebacks.
+CONSOLE_LOG_LEVEL: ContextVar[str] = ContextVar("console_log_level", default="CRITICAL")
 
 
 def refresh_job_name(timeframe: Timeframe) -> str:
@@ -225,7 +228,7 @@ def run_job(
 ) -> dg.ExecuteInProcessResult:
     """One in-process run of a job of `defs` (with its resources), quiet on the console."""
     return defs.resolve_job_def(job_name).execute_in_process(
-        run_config=QUIET_CONSOLE,
+        run_config={"loggers": {"console": {"config": {"log_level": CONSOLE_LOG_LEVEL.get()}}}},
         instance=instance,
         raise_on_error=False,
         asset_selection=asset_selection,

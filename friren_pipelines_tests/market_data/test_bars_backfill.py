@@ -206,3 +206,33 @@ def test_a_failed_backfill_ends_with_the_root_cause_naming_the_input(csv_source:
     last = result.output.strip().splitlines()[-1]
     assert "csv: NANP.csv" in last and "line 4" in last and "'close'" in last, last
     assert "DagsterExecutionStepExecutionError" not in last and "Error occurred" not in last
+
+
+def test_dates_outside_the_calendar_are_refused_in_one_line_before_anything_is_registered(
+    friren_env: dict[str, str],
+) -> None:
+    result = friren("backfill", "--symbols", "ZZZ", "--start", "2131-01-01", "--end", "2131-02-01")
+    assert result.exit_code == 2
+    assert (
+        result.output.strip()
+        .splitlines()[-1]
+        .startswith(
+            "Error: Invalid value: dates 2131-01-01..2131-02-01 are outside the XNYS calendar"
+            " (1990-01-02.."
+        )
+    )
+    assert "ZZZ" not in friren("symbols", "list").output
+
+
+def test_an_unexpected_failure_is_one_line_and_its_traceback_only_with_verbose(
+    friren_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("the store's disk is full\nand a second line")
+
+    monkeypatch.setattr("friren_pipelines.storage.views.execute_read_only", broken)
+    quiet = CliRunner().invoke(main, ["sql", "select 1"])
+    assert quiet.exit_code == 1
+    assert quiet.output == "Error: RuntimeError: the store's disk is full\n"
+    loud = CliRunner().invoke(main, ["--verbose", "sql", "select 1"])
+    assert isinstance(loud.exception, RuntimeError)
