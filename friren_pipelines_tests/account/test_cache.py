@@ -17,7 +17,12 @@ from friren_pipelines.account.cache import (
 )
 from friren_pipelines.account.snapshot import AccountSnapshot
 from friren_pipelines_tests.account.conftest import ACCOUNT_PATH, BrokerKeys
-from friren_pipelines_tests.account.workers import Readers, SharedRedis, read_together
+from friren_pipelines_tests.account.workers import (
+    Readers,
+    SharedRedis,
+    read_together,
+    run_to_completion,
+)
 from friren_pipelines_tests.fakes.http import FakeHttpServer, Handler, Reply, recorded
 
 ACCOUNT = recorded("alpaca/trading_v2_account.json")
@@ -73,11 +78,7 @@ def read_at_once(cache: AccountCache, readers: int) -> list[AccountSnapshot]:
         start.wait()
         results.append(cache.snapshot())
 
-    threads = [threading.Thread(target=read) for _ in range(readers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_to_completion([threading.Thread(target=read) for _ in range(readers)])
     return results
 
 

@@ -37,6 +37,7 @@ from friren_pipelines.sources.alpaca_bars import AlpacaBarSource
 from friren_pipelines_tests.account.conftest import ACCOUNT_PATH, BrokerKeys
 from friren_pipelines_tests.account.test_cache import ACCOUNT, prime_then_expire
 from friren_pipelines_tests.account.test_resource import live, point_at_fake_broker
+from friren_pipelines_tests.account.workers import run_to_completion
 from friren_pipelines_tests.fakes.alpaca import install_alpaca_routes
 from friren_pipelines_tests.fakes.http import FakeHttpServer, Reply, Request
 from friren_pipelines_tests.fakes.tcp_proxy import TcpProxy
@@ -254,13 +255,9 @@ def read_timed(caches: list[AccountCache], threads: int, reads: int) -> list[tup
                 results.append((time.perf_counter() - started, stale))
             time.sleep(0.01)
 
-    workers = [
-        threading.Thread(target=reader, args=(caches[i % len(caches)],)) for i in range(threads)
-    ]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
+    run_to_completion(
+        [threading.Thread(target=reader, args=(caches[i % len(caches)],)) for i in range(threads)]
+    )
     return results
 
 

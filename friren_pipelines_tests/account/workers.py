@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Event
@@ -14,6 +15,14 @@ import requests
 from friren_pipelines.account.broker import AlpacaAccountFetcher
 from friren_pipelines.account.cache import AccountCache, RedisAccountStore
 from friren_pipelines.account.rate_limit import RateLimit, RateLimiter, limit_session
+
+
+def run_to_completion(workers: Sequence[threading.Thread]) -> None:
+    """Start every thread before joining any, so they all run at once; return when all are done."""
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
 
 
 @dataclass(frozen=True)
@@ -75,8 +84,4 @@ def hammer(limiter: RateLimiter, url: str, seconds: float, threads: int = 4) -> 
         while time.monotonic() < deadline:
             session.get(url)
 
-    workers = [threading.Thread(target=call) for _ in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
+    run_to_completion([threading.Thread(target=call) for _ in range(threads)])
