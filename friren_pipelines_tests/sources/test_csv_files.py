@@ -45,6 +45,7 @@ ADJUSTMENT = {
     "intraday/SPY_1min_2011-01_ninjatrader_utc.csv": "raw",
 }
 EVERYTHING = (dt.date(1990, 1, 2), dt.date(2025, 12, 31))
+JANUARY_2021 = (dt.date(2021, 1, 1), dt.date(2021, 1, 31))
 
 
 Row = tuple[dt.date, dt.datetime | None, tuple[float, ...]]
@@ -94,9 +95,18 @@ def _folder_with(tmp_path: Path, *files: str) -> Path:
     return folder
 
 
-def _write(tmp_path: Path, name: str, text: str) -> CsvBarSource:
+def _fetch_written(
+    tmp_path: Path,
+    name: str,
+    text: str,
+    timeframe: Timeframe = Timeframe.DAY1,
+    sessions: tuple[dt.date, dt.date] = JANUARY_2021,
+) -> pd.DataFrame:
+    """Write `text` as the file `name` in tmp_path and fetch its symbol (the name up to the first
+    `_` or `.csv`) for `sessions`, first and last included."""
     (tmp_path / name).write_text(text)
-    return CsvBarSource(tmp_path)
+    symbol = name.split("_", maxsplit=1)[0].removesuffix(".csv")
+    return CsvBarSource(tmp_path).fetch_bars([symbol], timeframe, *sessions)
 
 
 @pytest.mark.parametrize("relative", ALL_FILES)
@@ -234,7 +244,7 @@ def test_naive_intraday_stamps_are_new_york_time_unless_the_name_says_utc(tmp_pa
 
 
 def test_daily_stamps_keep_the_written_date_whatever_their_offset(tmp_path: Path) -> None:
-    source = _write(
+    bars = _fetch_written(
         tmp_path,
         "X.csv",
         "timestamp,open,high,low,close,volume\n"
@@ -242,7 +252,6 @@ def test_daily_stamps_keep_the_written_date_whatever_their_offset(tmp_path: Path
         "2021-01-05 05:00:00+00:00,1,2,0.5,1.5,100\n"
         "2021-01-06,1,2,0.5,1.5,100\n",
     )
-    bars = source.fetch_bars(["X"], Timeframe.DAY1, dt.date(2021, 1, 1), dt.date(2021, 1, 31))
     assert list(bars["session_date"]) == [dt.date(2021, 1, d) for d in (4, 5, 6)]
 
 
@@ -268,28 +277,33 @@ def test_daily_stamps_keep_the_written_date_whatever_their_offset(tmp_path: Path
 def test_malformed_file_names_file_line_and_column(
     tmp_path: Path, text: str, line: int, column: str, problem: str
 ) -> None:
-    source = _write(tmp_path, "BAD_1d.csv", text)
     with pytest.raises(SourceDataError) as caught:
-        source.fetch_bars(["BAD"], Timeframe.DAY1, dt.date(2021, 1, 1), dt.date(2021, 1, 31))
+        _fetch_written(tmp_path, "BAD_1d.csv", text)
     message = str(caught.value)
     assert "BAD_1d.csv" in message and f"line {line}" in message
     assert repr(column) in message and problem in message
 
 
 def test_headerless_file_that_is_not_ninjatrader_is_refused(tmp_path: Path) -> None:
-    source = _write(tmp_path, "BAD_1min.csv", "20110103 090100;1;2;3\n")
     with pytest.raises(SourceDataError, match=r"BAD_1min.csv .* line 1.*NinjaTrader.*found 4"):
-        source.fetch_bars(["BAD"], Timeframe.MIN1, dt.date(2011, 1, 3), dt.date(2011, 1, 3))
+        _fetch_written(
+            tmp_path,
+            "BAD_1min.csv",
+            "20110103 090100;1;2;3\n",
+            Timeframe.MIN1,
+            (dt.date(2011, 1, 3), dt.date(2011, 1, 3)),
+        )
 
 
 def test_separate_date_and_time_columns_are_joined_in_new_york_time(tmp_path: Path) -> None:
-    source = _write(
+    bars = _fetch_written(
         tmp_path,
         "XYZ_1min.csv",
         "Date,Time,Open,High,Low,Close,Volume\n2024-03-15,09:30,10,11,9,10.5,100\n"
         "2024-03-15,09:31,10.5,11,10,10.8,200\n",
+        Timeframe.MIN1,
+        (dt.date(2024, 3, 15), dt.date(2024, 3, 15)),
     )
-    bars = source.fetch_bars(["XYZ"], Timeframe.MIN1, dt.date(2024, 3, 15), dt.date(2024, 3, 15))
     assert list(bars["timestamp"]) == [
         pd.Timestamp("2024-03-15 13:30", tz="UTC"),
         pd.Timestamp("2024-03-15 13:31", tz="UTC"),
@@ -353,21 +367,21 @@ def test_a_fetch_lists_the_folder_once(shared_data: Path, monkeypatch: pytest.Mo
 def test_rows_short_of_an_unused_column_are_read_and_blank_lines_keep_line_numbers(
     tmp_path: Path,
 ) -> None:
-    source = _write(
+    bars = _fetch_written(
         tmp_path,
         "X.csv",
         "Date,Open,High,Low,Close,Volume,Stock Splits\n2021-01-04,1,2,0.5,1.5,100,0\n"
         "2021-01-05,1,2,0.5,1.5,100\n",
     )
-    bars = source.fetch_bars(["X"], Timeframe.DAY1, dt.date(2021, 1, 1), dt.date(2021, 1, 31))
     assert list(bars["session_date"]) == [dt.date(2021, 1, 4), dt.date(2021, 1, 5)]
 
-    (tmp_path / "X.csv").write_text(
-        "Date,Open,High,Low,Close,Volume\n2021-01-04,1,2,0.5,1.5,100\n\n,,,,,\n"
-        "2021-01-05,1,2,0.5,1.5,lots\n"
-    )
     with pytest.raises(SourceDataError) as caught:
-        source.fetch_bars(["X"], Timeframe.DAY1, dt.date(2021, 1, 1), dt.date(2021, 1, 31))
+        _fetch_written(
+            tmp_path,
+            "X.csv",
+            "Date,Open,High,Low,Close,Volume\n2021-01-04,1,2,0.5,1.5,100\n\n,,,,,\n"
+            "2021-01-05,1,2,0.5,1.5,lots\n",
+        )
     assert str(caught.value) == ("csv: X.csv (X) line 5, column 'volume': 'lots' is not a number")
 
 
@@ -376,10 +390,9 @@ def test_the_first_bad_file_in_request_order_is_the_one_reported(tmp_path: Path)
     (tmp_path / "A.csv").write_text(header + "2021-01-04,1,2,x,1.5,100\n")
     (tmp_path / "B.csv").write_text(header + "2021-01-04,1,2,0.5,,100\n")
     source = CsvBarSource(tmp_path)
-    january = (dt.date(2021, 1, 1), dt.date(2021, 1, 31))
     with pytest.raises(SourceDataError, match=r"B.csv .*'close'"):
-        source.fetch_bars(["B", "A"], Timeframe.DAY1, *january)
+        source.fetch_bars(["B", "A"], Timeframe.DAY1, *JANUARY_2021)
     with pytest.raises(SourceDataError, match=r"A.csv .*'low'"):
-        source.fetch_bars(["A", "ZZZ", "B"], Timeframe.DAY1, *january)
+        source.fetch_bars(["A", "ZZZ", "B"], Timeframe.DAY1, *JANUARY_2021)
     with pytest.raises(UnknownSymbolError, match="ZZZ"):
-        source.fetch_bars(["ZZZ", "A"], Timeframe.DAY1, *january)
+        source.fetch_bars(["ZZZ", "A"], Timeframe.DAY1, *JANUARY_2021)
