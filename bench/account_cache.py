@@ -31,7 +31,7 @@ from typing import TypeVar
 import redis
 import requests
 
-from friren_pipelines.account.broker import AlpacaAccountFetcher
+from friren_pipelines.account.broker import AlpacaAccountFetcher, AlpacaConnection
 from friren_pipelines.account.cache import (
     AccountCache,
     AccountUnavailableError,
@@ -79,8 +79,7 @@ class Setup:
     ) -> AccountCache:
         client = redis.Redis.from_url(self.redis_url)
         fetcher = AlpacaAccountFetcher(
-            *KEYS,
-            url_override=self.broker_url,
+            AlpacaConnection(*KEYS, url_override=self.broker_url),
             limiter=RateLimiter.in_redis(client, self.prefix),
             timeout_seconds=BROKER_TIMEOUT,
         )

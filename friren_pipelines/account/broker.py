@@ -9,6 +9,7 @@ request, which carries the key headers, is not chained either).
 
 from __future__ import annotations
 
+from dataclasses import KW_ONLY, dataclass, field
 from decimal import Decimal, InvalidOperation
 
 import pydantic
@@ -43,28 +44,53 @@ def broker_account_from_alpaca(account: TradeAccount) -> BrokerAccount:
     )
 
 
+@dataclass(frozen=True)
+class AlpacaConnection:
+    """Which Alpaca trading account to reach and with which keys (kept out of the repr)."""
+
+    key_id: str = field(repr=False)
+    secret_key: str = field(repr=False)
+    _: KW_ONLY
+    paper: bool = True
+    url_override: str | None = None
+
+    def trading_client(
+        self,
+        limiter: RateLimiter,
+        *,
+        timeout_seconds: float,
+        max_rate_wait_seconds: float | None = None,
+    ) -> TradingClient:
+        """alpaca-py's client with its retries off (one HTTP request per call: the limiter
+        honours Retry-After instead) and every request paced by `limiter`, bounded by
+        `timeout_seconds` and waiting at most `max_rate_wait_seconds` for a slot (None: no bound)."""
+        client = TradingClient(
+            self.key_id, self.secret_key, paper=self.paper, url_override=self.url_override
+        )
+        client._retry = 0
+        limit_session(
+            client._session,
+            limiter,
+            TRADING_BUCKET,
+            timeout_seconds=timeout_seconds,
+            max_wait_seconds=max_rate_wait_seconds,
+        )
+        return client
+
+
 class AlpacaAccountFetcher:
     """`AccountFetcher` for an Alpaca trading account (paper or live)."""
 
     def __init__(
         self,
-        key_id: str,
-        secret_key: str,
+        connection: AlpacaConnection,
         *,
-        paper: bool = True,
-        url_override: str | None = None,
         limiter: RateLimiter,
         timeout_seconds: float = 5.0,
         max_rate_wait_seconds: float = 0.5,
     ) -> None:
-        self._client = TradingClient(key_id, secret_key, paper=paper, url_override=url_override)
-        self._client._retry = 0  # one HTTP request per call; see the module docstring
-        limit_session(
-            self._client._session,
-            limiter,
-            TRADING_BUCKET,
-            timeout_seconds=timeout_seconds,
-            max_wait_seconds=max_rate_wait_seconds,
+        self._client = connection.trading_client(
+            limiter, timeout_seconds=timeout_seconds, max_rate_wait_seconds=max_rate_wait_seconds
         )
         self._timeout = timeout_seconds
 

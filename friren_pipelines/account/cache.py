@@ -33,7 +33,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, cast
+from typing import TYPE_CHECKING, Protocol, TypeVar, cast
 
 from friren_pipelines.account.redis_namespace import RedisOutage, redis_errors
 from friren_pipelines.account.snapshot import (
@@ -46,6 +46,8 @@ from friren_pipelines.account.stats import COUNTERS, CacheStatistics
 
 if TYPE_CHECKING:
     import redis
+
+T = TypeVar("T")
 
 
 class AccountUnavailableError(RuntimeError):
@@ -560,93 +562,62 @@ class RedisOrMemoryStore:
         self._shared.add_counts(counts)
         self._local.forget_counts(counts)
 
-    def _failed(self, error: Exception) -> None:
-        self._outage.failed(error)
+    def _on_redis(self, call: Callable[[AccountStore], T], otherwise: Callable[[], T]) -> T:
+        """`call` on Redis while it is usable; `otherwise()` during an outage or when the call
+        fails with a Redis error (which starts or extends the outage)."""
+        if self._outage.usable():
+            try:
+                return call(self._shared)
+            except self._errors as error:
+                self._outage.failed(error)
+        return otherwise()
+
+    def _redis_else_local(self, call: Callable[[AccountStore], T]) -> T:
+        return self._on_redis(call, lambda: call(self._local))
+
+    def _local_and_redis(self, call: Callable[[AccountStore], None]) -> None:
+        """This process's store first, then Redis if usable (a Redis error is only recorded)."""
+        call(self._local)
+        self._on_redis(call, lambda: None)
+
+    def _kept(self, entry: CachedAccount | None) -> CachedAccount | None:
+        """`entry` (read from Redis), also kept in the process for an outage."""
+        if entry is not None:
+            self._local.remember(entry)
+        return entry
 
     def read(self, now: float, ttl_seconds: float) -> StoreRead:
-        if self._outage.usable():
-            try:
-                state = self._shared.read(now, ttl_seconds)
-            except self._errors as error:
-                self._failed(error)
-            else:
-                if state.entry is not None:
-                    self._local.remember(state.entry)
-                return state
-        return self._local.read(now, ttl_seconds)
+        def from_redis(redis: AccountStore) -> StoreRead:
+            state = redis.read(now, ttl_seconds)
+            self._kept(state.entry)
+            return state
+
+        return self._on_redis(from_redis, lambda: self._local.read(now, ttl_seconds))
 
     def load(self) -> CachedAccount | None:
-        if self._outage.usable():
-            try:
-                entry = self._shared.load()
-            except self._errors as error:
-                self._failed(error)
-            else:
-                if entry is not None:
-                    self._local.remember(entry)
-                return entry
-        return self._local.load()
+        return self._on_redis(lambda redis: self._kept(redis.load()), self._local.load)
 
     def save(self, entry: CachedAccount) -> None:
-        self._local.save(entry)
-        if self._outage.usable():
-            try:
-                self._shared.save(entry)
-            except self._errors as error:
-                self._failed(error)
+        self._local_and_redis(lambda store: store.save(entry))
 
     def try_lock(self, token: str, hold_seconds: float) -> bool:
-        if self._outage.usable():
-            try:
-                return self._shared.try_lock(token, hold_seconds)
-            except self._errors as error:
-                self._failed(error)
-        return self._local.try_lock(token, hold_seconds)
+        return self._redis_else_local(lambda store: store.try_lock(token, hold_seconds))
 
     def unlock(self, token: str) -> None:
-        self._local.unlock(token)  # a no-op unless the lock was taken here
-        if self._outage.usable():
-            try:
-                self._shared.unlock(token)
-            except self._errors as error:
-                self._failed(error)
+        # locally a no-op unless the lock was taken here
+        self._local_and_redis(lambda store: store.unlock(token))
 
     def wait_for_newer(self, than: float | None, timeout_seconds: float) -> CachedAccount | None:
-        if self._outage.usable():
-            try:
-                return self._shared.wait_for_newer(than, timeout_seconds)
-            except self._errors as error:
-                self._failed(error)
-        return self._local.wait_for_newer(than, timeout_seconds)
+        return self._redis_else_local(lambda store: store.wait_for_newer(than, timeout_seconds))
 
     def record_failure(self, failure: RefreshFailure, backoff_seconds: float) -> None:
-        self._local.record_failure(failure, backoff_seconds)
-        if self._outage.usable():
-            try:
-                self._shared.record_failure(failure, backoff_seconds)
-            except self._errors as error:
-                self._failed(error)
+        self._local_and_redis(lambda store: store.record_failure(failure, backoff_seconds))
 
     def recent_failure(self) -> str | None:
-        if self._outage.usable():
-            try:
-                return self._shared.recent_failure()
-            except self._errors as error:
-                self._failed(error)
-        return self._local.recent_failure()
+        return self._redis_else_local(lambda store: store.recent_failure())
 
     def count(self, counter: str) -> None:
-        if self._outage.usable():
-            try:
-                return self._shared.count(counter)
-            except self._errors as error:
-                self._failed(error)
-        self._local.count(counter)
+        self._redis_else_local(lambda store: store.count(counter))
 
     def counts(self) -> dict[str, int]:
-        if self._outage.usable():
-            try:
-                return self._shared.counts()
-            except self._errors as error:
-                self._failed(error)
-        return self._local.counts()
+        return self._redis_else_local(lambda store: store.counts())

@@ -107,13 +107,15 @@ class LiveAccount(dg.ConfigurableResource):
                 "LiveAccount needs ALPACA_API_KEY_ID and ALPACA_API_SECRET_KEY to reach the broker"
             )
         # alpaca-py is imported on first use: loading the definitions must not need it.
-        from friren_pipelines.account.broker import AlpacaAccountFetcher
+        from friren_pipelines.account.broker import AlpacaAccountFetcher, AlpacaConnection
 
         return AlpacaAccountFetcher(
-            self.alpaca_key_id,
-            self.alpaca_secret_key,
-            paper=self.alpaca_paper,
-            url_override=self.alpaca_url_override,
+            AlpacaConnection(
+                self.alpaca_key_id,
+                self.alpaca_secret_key,
+                paper=self.alpaca_paper,
+                url_override=self.alpaca_url_override,
+            ),
             limiter=self.rate_limiter(),
             timeout_seconds=self.broker_timeout_seconds,
             max_rate_wait_seconds=min(self.wait_timeout_seconds, self.broker_timeout_seconds),

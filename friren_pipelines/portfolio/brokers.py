@@ -33,6 +33,7 @@ from friren_pipelines.core.fills import Fill, Side, parse_fills_csv
 from friren_pipelines.core.lots import Position
 
 if TYPE_CHECKING:
+    from friren_pipelines.account.broker import AlpacaConnection
     from friren_pipelines.account.rate_limit import RateLimiter
 
 PAGE_SIZE = 100
@@ -218,34 +219,25 @@ class AlpacaBroker:
 
     def __init__(
         self,
-        key_id: str,
-        secret_key: str,
+        connection: AlpacaConnection,
         *,
-        paper: bool = True,
-        url_override: str | None = None,
         timeout_seconds: float = 10.0,
         live_snapshot: Callable[[], AccountSnapshot] | None = None,
         limiter: RateLimiter | None = None,  # default: this process's broker limiter
     ):
-        from alpaca.trading.client import TradingClient
+        from friren_pipelines.account.rate_limit import broker_rate_limiter
 
-        from friren_pipelines.account.rate_limit import broker_rate_limiter, limit_session
-
-        if not (key_id and secret_key):
+        if not (connection.key_id and connection.secret_key):
             raise BrokerError(
                 "FRIREN_BROKER=alpaca needs ALPACA_API_KEY_ID and ALPACA_API_SECRET_KEY"
             )
-        self._client = TradingClient(key_id, secret_key, paper=paper, url_override=url_override)
-        self._client._retry = 0  # the shared limiter paces calls; failures surface at once
-        limit_session(
-            self._client._session,
-            limiter or broker_rate_limiter(),
-            "alpaca-trading",
-            timeout_seconds=timeout_seconds,
+        # The shared limiter paces calls; failures surface at once.
+        self._client = connection.trading_client(
+            limiter or broker_rate_limiter(), timeout_seconds=timeout_seconds
         )
         self._account: str | None = None
         self._live_snapshot = live_snapshot
-        self._keys = (key_id, secret_key)
+        self._keys = (connection.key_id, connection.secret_key)
 
     def __repr__(self) -> str:
         return f"AlpacaBroker(base_url={self._client._base_url!s})"

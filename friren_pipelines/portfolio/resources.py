@@ -38,11 +38,16 @@ class BrokerResource(dg.ConfigurableResource):
 
     def _build(self) -> Broker:
         if self.kind == "alpaca":
+            # alpaca-py is imported on first use: loading the definitions must not need it.
+            from friren_pipelines.account.broker import AlpacaConnection
+
             return AlpacaBroker(
-                self.alpaca_key_id or "",
-                self.alpaca_secret_key or "",
-                paper=self.alpaca_paper,
-                url_override=self.alpaca_url_override,
+                AlpacaConnection(
+                    self.alpaca_key_id or "",
+                    self.alpaca_secret_key or "",
+                    paper=self.alpaca_paper,
+                    url_override=self.alpaca_url_override,
+                ),
                 live_snapshot=self.live_account.snapshot if self.live_account else None,
                 limiter=self.live_account.rate_limiter() if self.live_account else None,
             )

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import redis
 
-from friren_pipelines.account.broker import AlpacaAccountFetcher
+from friren_pipelines.account.broker import AlpacaAccountFetcher, AlpacaConnection
 from friren_pipelines.account.cache import (
     AccountCache,
     AccountStore,
@@ -71,10 +71,9 @@ def fetcher_for(
 ) -> Callable[..., AlpacaAccountFetcher]:
     def build(limiter: RateLimiter, **options: Any) -> AlpacaAccountFetcher:
         return AlpacaAccountFetcher(
-            broker_keys.key_id,
-            broker_keys.secret_key,
-            paper=True,
-            url_override=alpaca.url,
+            AlpacaConnection(
+                broker_keys.key_id, broker_keys.secret_key, paper=True, url_override=alpaca.url
+            ),
             limiter=limiter,
             **options,
         )

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from friren_pipelines.account.broker import AlpacaAccountFetcher
+from friren_pipelines.account.broker import AlpacaAccountFetcher, AlpacaConnection
 from friren_pipelines.account.rate_limit import RateLimiter
 from friren_pipelines.account.snapshot import BrokerFetchError
 from friren_pipelines_tests.account.conftest import ACCOUNT_PATH, BrokerKeys
@@ -128,9 +128,7 @@ def test_refused_connection_is_a_fetch_error(broker_keys: BrokerKeys) -> None:
     with FakeHttpServer() as server:
         url = server.url
     fetcher = AlpacaAccountFetcher(
-        broker_keys.key_id,
-        broker_keys.secret_key,
-        url_override=url,
+        AlpacaConnection(broker_keys.key_id, broker_keys.secret_key, url_override=url),
         limiter=RateLimiter.in_process(),
     )
     with pytest.raises(BrokerFetchError, match="failed: ConnectionError"):

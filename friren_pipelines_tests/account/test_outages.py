@@ -17,7 +17,7 @@ import pytest
 import redis
 from click.testing import CliRunner
 
-from friren_pipelines.account.broker import AlpacaAccountFetcher
+from friren_pipelines.account.broker import AlpacaAccountFetcher, AlpacaConnection
 from friren_pipelines.account.cache import (
     AccountCache,
     AccountDataTooOldError,
@@ -152,7 +152,8 @@ def test_redis_going_away_mid_run_keeps_serving_the_last_value(
     client = connect(f"redis://127.0.0.1:{proxy.port}{real.path}")
     store = RedisOrMemoryStore(RedisAccountStore(client, prefix=redis_prefix, label="t"), client)
     fetcher = AlpacaAccountFetcher(
-        "PKTEST", "secret", url_override=alpaca.url, limiter=RateLimiter.in_process()
+        AlpacaConnection("PKTEST", "secret", url_override=alpaca.url),
+        limiter=RateLimiter.in_process(),
     )
     cache = AccountCache(fetcher, store, label="t", ttl_seconds=60)
     primed = cache.snapshot()

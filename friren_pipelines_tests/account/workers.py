@@ -12,7 +12,7 @@ from multiprocessing.synchronize import Event
 import redis
 import requests
 
-from friren_pipelines.account.broker import AlpacaAccountFetcher
+from friren_pipelines.account.broker import AlpacaAccountFetcher, AlpacaConnection
 from friren_pipelines.account.cache import AccountCache, RedisAccountStore
 from friren_pipelines.account.rate_limit import RateLimit, RateLimiter, limit_session
 
@@ -49,7 +49,8 @@ def read_together(
     """Start reader threads that call snapshot() at once when `go` is set; report fetched_at."""
     cache = AccountCache(
         AlpacaAccountFetcher(
-            *readers.keys, url_override=readers.broker_url, limiter=shared.limiter()
+            AlpacaConnection(*readers.keys, url_override=readers.broker_url),
+            limiter=shared.limiter(),
         ),
         RedisAccountStore(redis.Redis.from_url(shared.url), prefix=shared.prefix, label="test"),
         label="test",

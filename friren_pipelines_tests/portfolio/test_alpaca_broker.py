@@ -12,6 +12,7 @@ from decimal import Decimal
 import dagster as dg
 import pytest
 
+from friren_pipelines.account.broker import AlpacaConnection
 from friren_pipelines.market_data.backfill import BackfillError
 from friren_pipelines.portfolio.brokers import AlpacaBroker, BrokerError
 from friren_pipelines.portfolio.defs import materialize_portfolio
@@ -47,7 +48,7 @@ def alpaca() -> Iterator[FakeHttpServer]:
 
 
 def _broker(server: FakeHttpServer, key_id: str = KEY_ID) -> AlpacaBroker:
-    return AlpacaBroker(key_id, SECRET, paper=True, url_override=server.url)
+    return AlpacaBroker(AlpacaConnection(key_id, SECRET, paper=True, url_override=server.url))
 
 
 def test_fill_activities_are_paged_deduplicated_by_id_and_kept_exact(
@@ -151,7 +152,9 @@ def test_todays_values_come_from_the_cached_live_account(
     }.items():
         monkeypatch.setenv(name, value)
     live = outside_run(live_account(load_settings(), account_label="portfolio-test"))
-    broker = AlpacaBroker(KEY_ID, SECRET, url_override=alpaca.url, live_snapshot=live.snapshot)
+    broker = AlpacaBroker(
+        AlpacaConnection(KEY_ID, SECRET, url_override=alpaca.url), live_snapshot=live.snapshot
+    )
     first = broker.live_values(TRADE_DATE)
     second = broker.live_values(TRADE_DATE)
     assert first == second and first.source == "live_account"
