@@ -40,7 +40,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -182,38 +182,52 @@ class Servers:
             raise RuntimeError(f"GraphQL errors: {answer['errors']}")
         return answer["data"]
 
-    def wait_for_port(self, port: int) -> None:
+    def poll(
+        self,
+        ready: Callable[[], bool],
+        interval: float,
+        timeout_message: str,
+        not_yet: tuple[type[Exception], ...] = (),
+    ) -> None:
+        """Ask `ready` every `interval` seconds, each time after checking that no server has
+        exited, until it answers True (an exception of `not_yet` counts as False);
+        TimeoutError(`timeout_message`) after TIMEOUT_SECONDS."""
         deadline = time.monotonic() + TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             self.check_alive()
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-                return
-            time.sleep(0.25)
-        raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {TIMEOUT_SECONDS} s")
+            with contextlib.suppress(*not_yet):
+                if ready():
+                    return
+            time.sleep(interval)
+        raise TimeoutError(timeout_message)
+
+    def wait_for_port(self, port: int) -> None:
+        def listening() -> bool:
+            socket.create_connection(("127.0.0.1", port), 1).close()
+            return True
+
+        message = f"nothing listens on 127.0.0.1:{port} after {TIMEOUT_SECONDS} s"
+        self.poll(listening, 0.25, message, not_yet=(OSError,))
 
     def wait_until_loaded(self) -> None:
-        deadline = time.monotonic() + TIMEOUT_SECONDS
-        while time.monotonic() < deadline:
-            self.check_alive()
-            with contextlib.suppress(OSError, RuntimeError):
-                entries = self.graphql(LOCATION_STATUS)["workspaceOrError"]["locationEntries"]
-                if entries and entries[0]["loadStatus"] == "LOADED":
-                    location = entries[0]["locationOrLoadError"]
-                    if location["__typename"] == "PythonError":
-                        raise RuntimeError(f"code location failed to load: {location['message']}")
-                    return
-            time.sleep(0.5)
-        raise TimeoutError(f"the webserver did not load the code location in {TIMEOUT_SECONDS} s")
+        def loaded() -> bool:
+            entries = self.graphql(LOCATION_STATUS)["workspaceOrError"]["locationEntries"]
+            if not entries or entries[0]["loadStatus"] != "LOADED":
+                return False
+            location = entries[0]["locationOrLoadError"]
+            if location["__typename"] == "PythonError":
+                raise RuntimeError(f"code location failed to load: {location['message']}")
+            return True
+
+        message = f"the webserver did not load the code location in {TIMEOUT_SECONDS} s"
+        self.poll(loaded, 0.5, message, not_yet=(OSError, RuntimeError))
 
     def wait_for_daemons(self) -> None:
-        deadline = time.monotonic() + TIMEOUT_SECONDS
-        while time.monotonic() < deadline:
-            self.check_alive()
+        def healthy() -> bool:
             daemons = self.graphql(DAEMONS)["instance"]["daemonHealth"]["allDaemonStatuses"]
-            if all(d["healthy"] for d in daemons if d["required"]):
-                return
-            time.sleep(0.5)
-        raise TimeoutError(f"the daemons sent no heartbeat in {TIMEOUT_SECONDS} s")
+            return all(d["healthy"] for d in daemons if d["required"])
+
+        self.poll(healthy, 0.5, f"the daemons sent no heartbeat in {TIMEOUT_SECONDS} s")
 
     def check_alive(self) -> None:
         for process in self.processes:
