@@ -106,17 +106,17 @@ def _run(label: str, timeframe_name: str, symbols: list[str], start: dt.date, en
     )
     wall = time.perf_counter() - started
 
+    # Each run records its totals as run tags (`friren/<asset>/<name>`, metadata.record_run_totals).
     totals: dict[str, float] = {}
+    prefix = f"friren/indicators_{timeframe.value}/"
     for result in results:
-        for materialization in result.asset_materializations_for_node(
-            f"indicators_{timeframe.value}"
-        ):
-            metadata = materialization.metadata
-            if "seconds_compute" in metadata:  # run-level metadata, repeated on every partition
-                for key, value in metadata.items():
-                    if key.startswith("seconds_") or key in ("run_rows", "repaired_rows", "charts"):
-                        totals[key] = totals.get(key, 0.0) + float(value.value)  # type: ignore[arg-type]
-                break
+        run = instance.get_run_by_id(result.run_id)
+        for tag, value in (run.tags if run else {}).items():
+            name = tag.removeprefix(prefix)
+            if tag.startswith(prefix) and (
+                name.startswith("seconds_") or name in ("run_rows", "repaired_rows", "charts")
+            ):
+                totals[name] = totals.get(name, 0.0) + float(value)
     closes = _stored_closes(settings.home, f"bars_{timeframe.value}")
     passes = _talib_alone(closes, _TALIB)
     alone, bare = min(passes), min(_talib_alone(closes, _BARE))

@@ -52,8 +52,10 @@ from friren_pipelines.storage.tables import INDICATOR_ROWS, INDICATORS
 
 # Dagster tracks at most 99 upstream partitions per edge for staleness: the period itself + 98.
 LOOKBACK_PERIODS = 98
-# A chart costs ~0.1 s to draw and ~40 KB in the event log, so a run draws the first this many of
-# its partitions (a run of up to 50 keys: all); every partition gets its own rows and preview.
+# A chart costs ~0.1-0.2 s to draw and ~40 KB in the event log: a run of at most this many
+# partitions (a partition or a few from the UI, `friren demo`) charts each of them; a larger one (a
+# backfill) charts none, as 1,000 charts would cost minutes. Every partition gets its own rows and
+# preview whatever the size of the run.
 CHARTED_PARTITIONS = 50
 
 
@@ -167,7 +169,7 @@ def build_indicators_asset(timeframe: Timeframe) -> dg.AssetsDefinition:
                 "parquet_bytes": written[write.partition.key],
                 "preview": preview(wide.tail(5)),
             }
-            if len(own) < CHARTED_PARTITIONS:
+            if len(partitions) <= CHARTED_PARTITIONS:
                 history = histories[write.partition.symbol]
                 metadata["chart"] = _chart(timeframe, history, write, wide)
             own[write.partition.key] = metadata
@@ -182,7 +184,7 @@ def build_indicators_asset(timeframe: Timeframe) -> dg.AssetsDefinition:
                 "repaired_partitions": len(repaired),
                 "repaired_rows": len(computed.wide) - own_rows,
                 "history_bars_read": sum(h.bars.num_rows for h in histories.values()),
-                "charts": min(len(own), CHARTED_PARTITIONS),
+                "charts": sum("chart" in metadata for metadata in own.values()),
                 "seconds_read": round(read_seconds, 4),
                 "seconds_compute": round(computed.compute_seconds, 4),
                 "seconds_frames": round(computed.frame_seconds, 4),
