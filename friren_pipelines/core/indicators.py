@@ -51,8 +51,8 @@ fault, for each). A window costs as much as its whole history prefix: one 390-ba
 two years of minute history (196,560 closes) takes 21 ms per symbol, mostly page faults on 15
 fresh 1.5 MB outputs. So a run covering several partitions should make one call whose window
 spans them all; materializing k partitions one by one costs about k/2 passes. Building frames
-costs more than computing: call `to_long`/`to_wide` once for all symbols of a run (per-bar
-symbols, best as a categorical) rather than once per symbol (≈1 ms each).
+costs more than computing: call `to_wide` once for all symbols of a run (per-bar symbols, best
+as a categorical) rather than once per symbol (≈1 ms each).
 """
 
 from __future__ import annotations
@@ -70,7 +70,6 @@ import talib
 from talib import abstract
 
 from friren_pipelines.core import calendar
-from friren_pipelines.core.bars import Timeframe
 
 
 @dataclass(frozen=True)
@@ -116,7 +115,6 @@ WARMUP_BARS: Mapping[str, int] = {
 
 RSI_NAMES = ("rsi_14", "rsi_9")
 BOLLINGER_NAMES = ("bb_lower", "bb_middle", "bb_upper")  # must be non-decreasing in this order
-LONG_COLUMNS = ("symbol", "timeframe", "timestamp", "indicator_name", "indicator_value")
 WIDE_COLUMNS = ("symbol", "timestamp", *INDICATOR_NAMES)
 
 # TA-Lib's BBANDS with an SMA middle band returns TA_SMA's own output as that band, bit for bit
@@ -232,7 +230,7 @@ is used as it is, which spares factorizing one string per bar."""
 
 
 def _symbol_codes(symbol: Symbols, bars: int) -> pd.Categorical[str]:
-    """The symbol column for `bars` bars as a categorical (15 rows per bar make strings costly)."""
+    """The symbol column for `bars` bars as a categorical (cheap for many rows of few symbols)."""
     if isinstance(symbol, str):
         return pd.Categorical.from_codes(
             np.zeros(bars, dtype=np.int8), categories=pd.Index([symbol])
@@ -266,43 +264,6 @@ def to_wide(
     for name, array in zip(INDICATOR_NAMES, arrays, strict=True):
         columns[name] = pd.array(array, dtype="Float64")
     return pd.DataFrame(columns, copy=False)  # every column is already the frame's own
-
-
-def to_long(
-    symbol: Symbols,
-    timeframe: Timeframe,
-    timestamps: pd.DatetimeIndex | pd.Series | np.ndarray,
-    values: Mapping[str, np.ndarray],
-) -> pd.DataFrame:
-    """One row per bar and indicator, in the layout of ``market_data_indicators``.
-
-    Columns `LONG_COLUMNS`; rows in bar order, then in `INDICATOR_NAMES` order. Warm-up rows are
-    kept with a NULL (``<NA>``) ``indicator_value``, so every bar has all its rows. ``symbol``,
-    ``timeframe`` and ``indicator_name`` are categorical (dictionary-encoded in Arrow/Parquet).
-    `symbol` may be one per bar, as for `to_wide`.
-    """
-    stamps = _utc_timestamps(timestamps)
-    arrays = _checked_values(values, len(stamps))
-    count = len(INDICATOR_NAMES)
-    symbols = _symbol_codes(symbol, len(stamps))
-    names = np.tile(np.arange(count, dtype=np.int8), len(stamps))
-    stacked = np.column_stack(arrays).ravel()
-    return pd.DataFrame(
-        {
-            "symbol": pd.Categorical.from_codes(
-                symbols.codes.repeat(count), categories=symbols.categories
-            ),
-            "timeframe": pd.Categorical.from_codes(
-                np.zeros(len(names), dtype=np.int8), categories=pd.Index([timeframe.value])
-            ),
-            "timestamp": stamps.repeat(count),
-            "indicator_name": pd.Categorical.from_codes(
-                names, categories=pd.Index(INDICATOR_NAMES)
-            ),
-            "indicator_value": pd.arrays.FloatingArray(stacked, np.isnan(stacked)),
-        },
-        copy=False,  # every column is a new array already
-    )
 
 
 class IndicatorRule(enum.StrEnum):

@@ -10,20 +10,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pytest
 import talib
 
-from friren_pipelines.core.bars import Timeframe
 from friren_pipelines.core.indicators import (
     INDICATOR_NAMES,
-    LONG_COLUMNS,
     WARMUP_BARS,
     WIDE_COLUMNS,
     IndicatorRule,
     compute_indicators,
     indicators_for_window,
-    to_long,
     to_wide,
     validate_indicators,
 )
@@ -365,29 +361,6 @@ def aapl_window(shared_data: Path) -> Iterator[tuple[pd.DataFrame, dict[str, np.
     yield frame, compute_indicators(frame["close"].to_numpy())
 
 
-def test_long_frame_has_every_bar_and_indicator_with_null_warmup(
-    aapl_window: tuple[pd.DataFrame, dict[str, np.ndarray]],
-) -> None:
-    frame, values = aapl_window
-    long = to_long("AAPL", Timeframe.DAY1, frame["timestamp"], values)
-    assert tuple(long.columns) == LONG_COLUMNS
-    assert len(long) == 300 * len(INDICATOR_NAMES)
-    assert not long.duplicated(["symbol", "timeframe", "timestamp", "indicator_name"]).any()
-    assert set(long["timeframe"]) == {"1d"} and set(long["symbol"]) == {"AAPL"}
-    for name in INDICATOR_NAMES:
-        rows = long[long["indicator_name"] == name]
-        np.testing.assert_array_equal(rows["timestamp"].to_numpy(), frame["timestamp"].to_numpy())
-        nulls = rows["indicator_value"].isna().to_numpy()
-        np.testing.assert_array_equal(nulls, np.arange(300) < WARMUP_BARS[name], name)
-        np.testing.assert_array_equal(
-            rows["indicator_value"].to_numpy(float, na_value=np.nan), values[name]
-        )
-    # Writers see NULL, not NaN: Arrow (hence Parquet and DuckDB) counts the warm-up as nulls.
-    arrow = pa.Table.from_pandas(long, preserve_index=False)
-    assert arrow.column("indicator_value").null_count == sum(WARMUP_BARS.values())
-    assert arrow.schema.field("timestamp").type == pa.timestamp("us", tz="UTC")
-
-
 def test_wide_frame_has_one_row_per_bar_for_one_or_several_symbols(
     aapl_window: tuple[pd.DataFrame, dict[str, np.ndarray]],
 ) -> None:
@@ -400,10 +373,7 @@ def test_wide_frame_has_one_row_per_bar_for_one_or_several_symbols(
     both = {name: np.concatenate([array, array]) for name, array in values.items()}
     symbols = np.repeat(["AAPL", "MSFT"], 300)
     two = to_wide(symbols, stamps, both)
-    two_long = to_long(symbols, Timeframe.DAY1, stamps, both)
     assert two["symbol"].value_counts().to_dict() == {"AAPL": 300, "MSFT": 300}
-    assert two_long["symbol"].value_counts().to_dict() == {"AAPL": 4500, "MSFT": 4500}
-    assert two_long.iloc[4500]["symbol"] == "MSFT"
 
 
 def test_frames_refuse_naive_timestamps_missing_indicators_and_wrong_lengths(
@@ -415,7 +385,7 @@ def test_frames_refuse_naive_timestamps_missing_indicators_and_wrong_lengths(
         to_wide("AAPL", naive, values)
     partial = {name: array for name, array in values.items() if name != "macd_hist"}
     with pytest.raises(ValueError, match="lack macd_hist"):
-        to_long("AAPL", Timeframe.DAY1, frame["timestamp"], partial)
+        to_wide("AAPL", frame["timestamp"], partial)
     with pytest.raises(ValueError, match=r"one value per timestamp \(299\)"):
         to_wide("AAPL", frame["timestamp"].iloc[1:], values)
     with pytest.raises(ValueError, match="got 2 symbols for 300 timestamps"):
