@@ -24,8 +24,8 @@ close; their gap to TA-Lib decays by (1 − α) per bar (cs-macd: < 5e-4 after 1
 
 Warm-up: ``WARMUP_BARS[name]`` is TA-Lib's lookback, the number of leading bars of a symbol's
 history that have no value. Those are NaN in arrays and NULL (``<NA>``) in frames, never a made-up
-number; every later bar has a value. Warm-up rows are kept, not omitted: the long frame has one
-row per bar and indicator and the wide frame one row per bar, so a missing row always means a bug.
+number; every later bar has a value. Warm-up rows are kept, not omitted: the wide frame has one
+row per bar (and the long SQL view one per bar and indicator), so a missing row always means a bug.
 
 Look-back policy: every value is TA-Lib run over the symbol's stored history from its first bar.
 EMA, RSI and MACD remember their seed, so a value depends on every earlier close; SMA and
