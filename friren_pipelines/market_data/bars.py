@@ -50,7 +50,7 @@ from friren_pipelines.market_data.partitions import (
 )
 from friren_pipelines.resources import BarSourceResource, StorageResource
 from friren_pipelines.sources.base import BarSource
-from friren_pipelines.storage.sql import Slice
+from friren_pipelines.storage.sql import Slice, count_slices
 from friren_pipelines.storage.tables import BARS, SYMBOL_METADATA
 from friren_pipelines.storage.write import Piece, Refresh, Stores, replace
 
@@ -427,6 +427,40 @@ def build_bars_asset(timeframe: Timeframe) -> dg.AssetsDefinition:
     return bars_asset
 
 
+def _stores_agree(
+    storage: StorageResource,
+    timeframe: Timeframe,
+    key: dg.AssetKey,
+    partitions: Sequence[BarsPartition] | None,
+    bars: pd.DataFrame,
+) -> dg.AssetCheckResult:
+    """Parquet's and SQL's bar counts per partition (all stored bars of the timeframe when the
+    check runs alone, unpartitioned)."""
+    if partitions is None:
+        whole = Slice((("timeframe", timeframe.value),))
+        in_parquet = {"all": len(bars)}
+        in_sql = {"all": count_slices(storage.sql, BARS.name, [whole])[0]}
+    else:
+        in_parquet = {p.key: rows.stop - rows.start for p, rows in partition_rows(bars, partitions)}
+        counts = count_slices(
+            storage.sql, BARS.name, [partition_slice(timeframe, p) for p in partitions]
+        )
+        in_sql = {p.key: n for p, n in zip(partitions, counts, strict=True)}
+    apart = [
+        f"{k}: {in_parquet[k]} in Parquet, {in_sql[k]} in SQL"
+        for k in in_parquet
+        if in_parquet[k] != in_sql[k]
+    ]
+    return dg.AssetCheckResult(
+        check_name="bars_stores_agree",
+        asset_key=key,
+        passed=not apart,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description="; ".join(apart[:5]) or f"Parquet and SQL agree ({len(bars)} bars)",
+        metadata={"partitions_checked": len(in_parquet), "partitions_apart": len(apart)},
+    )
+
+
 def build_bars_checks(timeframe: Timeframe, asset: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
     valid = dg.AssetCheckSpec(
         "bars_valid",
@@ -448,11 +482,25 @@ def build_bars_checks(timeframe: Timeframe, asset: dg.AssetsDefinition) -> dg.As
         ),
     )
 
-    @dg.multi_asset_check(specs=[valid, quality], name=f"{asset.key.to_python_identifier()}_checks")
+    agree = dg.AssetCheckSpec(
+        "bars_stores_agree",
+        asset=asset.key,
+        description=(
+            "Each checked partition holds as many bars in SQL (`market_data_bars`) as in its "
+            "Parquet file. A write puts both in place together and the next write or run "
+            "completes one that was killed midway; this reports what they did not repair."
+        ),
+    )
+
+    @dg.multi_asset_check(
+        specs=[valid, quality, agree], name=f"{asset.key.to_python_identifier()}_checks"
+    )
     def bars_checks(
         context: dg.AssetCheckExecutionContext, storage: StorageResource
     ) -> Iterator[dg.AssetCheckResult]:
-        bars, missing = read_partitions(storage, timeframe, run_partitions(context, timeframe))
+        partitions = run_partitions(context, timeframe)
+        bars, missing = read_partitions(storage, timeframe, partitions)
+        yield _stores_agree(storage, timeframe, asset.key, partitions, bars)
         issues = validate_bars(bars, timeframe)
         errors = [i for i in issues if i.severity == Severity.ERROR]
         warnings = [i for i in issues if i.severity == Severity.WARNING]

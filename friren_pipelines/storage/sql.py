@@ -112,16 +112,17 @@ class SqlStore(Protocol):
     def query_arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table: ...
 
 
-def _delete_slices_sql(table: str, slices: Sequence[Slice]) -> tuple[str, list[Any]]:
-    """One DELETE for many slices of the same shape, joined against a VALUES list."""
+def _slices_join(table: str, slices: Sequence[Slice]) -> tuple[str, str, list[Any]]:
+    """(`VALUES` list of the slices as `s`, the condition joining `table` as `t` to it, params)
+    for many slices of one shape; each slice's row starts with its index (`s.__slice`)."""
     shapes = {(s.columns(), s.time_column) for s in slices}
     if len(shapes) != 1:
-        raise ValueError("delete_slices needs slices of one shape")
+        raise ValueError("slices of one shape only")
     (columns, time_column) = shapes.pop()
     params: list[Any] = []
     rows = []
-    for piece in slices:
-        values = [value for _, value in piece.equals]
+    for index, piece in enumerate(slices):
+        values = [index, *(value for _, value in piece.equals)]
         if time_column:
             values += [piece.start, piece.end]
         params += values
@@ -130,12 +131,34 @@ def _delete_slices_sql(table: str, slices: Sequence[Slice]) -> tuple[str, list[A
     if time_column:
         column = _identifier(time_column)
         conditions += [f"t.{column} >= s.__start", f"t.{column} < s.__end"]
-    names = ", ".join(columns)
+    names = ", ".join(["__slice", *columns])
+    values_list = f"(VALUES {', '.join(rows)}) AS s({names})"
+    return values_list, " AND ".join(conditions), params
+
+
+def _delete_slices_sql(table: str, slices: Sequence[Slice]) -> tuple[str, list[Any]]:
+    """One DELETE for many slices of the same shape, joined against a VALUES list."""
+    values_list, joined, params = _slices_join(table, slices)
     sql = (
-        f"DELETE FROM {_identifier(table)} AS t WHERE EXISTS (SELECT 1 FROM (VALUES "
-        f"{', '.join(rows)}) AS s({names}) WHERE {' AND '.join(conditions)})"
+        f"DELETE FROM {_identifier(table)} AS t WHERE EXISTS (SELECT 1 FROM {values_list}"
+        f" WHERE {joined})"
     )
     return sql, params
+
+
+def count_slices(store: SqlStore, table: str, slices: Sequence[Slice]) -> list[int]:
+    """How many rows each slice (of one shape) holds, in order: one query for all of them."""
+    if not slices:
+        return []
+    values_list, joined, params = _slices_join(table, slices)
+    found = dict(
+        store.query(
+            f"SELECT s.__slice, count(t.{_identifier(slices[0].equals[0][0])}) FROM {values_list}"
+            f" LEFT JOIN {_identifier(table)} AS t ON {joined} GROUP BY s.__slice",
+            params,
+        )
+    )
+    return [int(found.get(index, 0)) for index in range(len(slices))]
 
 
 def lock_key(name: object) -> int:
