@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: setup demo test lock
+.PHONY: setup browser demo test lock
 
 setup: $(VENV)/.installed
 
@@ -14,10 +14,15 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	uv pip install --quiet --python $(PY) --no-deps -e .
 	@touch $@
 
+# Debian's Chromium for the browser tests (never a browser build downloaded by Playwright).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
 demo: setup
 	$(VENV)/bin/friren demo
 
-test: setup
+test: setup browser
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
