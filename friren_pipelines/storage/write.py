@@ -142,6 +142,12 @@ def _slice_key(table: Table, where: Slice) -> int:
     return lock_key((table.name, where.equals, where.time_column, where.start, where.end))
 
 
+def _forget(stores: Stores, write_id: str) -> None:
+    """Empty a write's journal once its files are in place."""
+    with stores.sql.transaction() as tx:
+        tx.execute(f"DELETE FROM {STORAGE_JOURNAL.name} WHERE write_id = %s", [write_id])
+
+
 def publish_journaled(stores: Stores) -> int:
     """Put in place the files of writes committed but killed before their files were renamed;
     returns how many were. Idempotent; waits for a writer still publishing the same files."""
@@ -157,8 +163,7 @@ def publish_journaled(stores: Stores) -> int:
             for _, target, staged in rows:  # none left if its writer finished meanwhile
                 if staged is None or (root / staged).exists():  # else put in place already
                     _publish(stores.warehouse, root / target, staged and root / staged)
-            with stores.sql.transaction() as tx:
-                tx.execute(f"DELETE FROM {STORAGE_JOURNAL.name} WHERE write_id = %s", [write_id])
+            _forget(stores, write_id)
             done += len(rows)
     return done
 
@@ -184,8 +189,7 @@ def replace(stores: Stores, pieces: Sequence[Piece], refresh: Sequence[Refresh] 
             index: _publish(warehouse, target, temp) for index, (target, temp) in files.items()
         }
         if files:
-            with stores.sql.transaction() as tx:
-                tx.execute(f"DELETE FROM {STORAGE_JOURNAL.name} WHERE write_id = %s", [write_id])
+            _forget(stores, write_id)
     return [sizes.get(index, 0) for index in range(len(pieces))]
 
 
